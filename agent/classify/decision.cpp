@@ -1,0 +1,30 @@
+#include "classify/decision.hpp"
+
+#include <array>
+
+namespace xdpguard {
+namespace {
+constexpr std::array<const char*, kDropReasonCount> kNames = {
+    "none", "no_rule", "peer_not_in_set", "malformed", "fragment_orphan", "bad_tcp_flags",
+    "ext_hdr_limit"};
+}  // namespace
+
+const char* drop_reason_name(DropReason r) {
+  auto i = static_cast<size_t>(r);
+  return i < kNames.size() ? kNames[i] : "unknown";
+}
+
+std::optional<DropReason> drop_reason_from_name(const std::string& name) {
+  for (size_t i = 0; i < kNames.size(); ++i)
+    if (name == kNames[i]) return static_cast<DropReason>(i);
+  return std::nullopt;
+}
+
+std::string to_string(const Decision& d) {
+  std::string s = d.verdict == Verdict::Pass ? "pass" : "drop";
+  if (d.rule) s += " rule=" + std::to_string(*d.rule);
+  if (d.verdict == Verdict::Drop) s += std::string(" reason=") + drop_reason_name(d.reason);
+  return s;
+}
+
+}  // namespace xdpguard

@@ -1,0 +1,118 @@
+// The policy as the operator wrote it, after parsing and validation.
+// No kernel dependency: parse, validate, compile and the reference classifier
+// all work on these types and are unit-tested without root.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace xdpguard::policy {
+
+// Where something was written, for `file:line:column: message` errors.
+// line and column are 1-based; 0 means unknown.
+struct SourceLocation {
+  std::string file;
+  int line = 0;
+  int column = 0;
+};
+
+struct Diagnostic {
+  SourceLocation where;
+  std::string message;
+  // "file:line:column: message" (fields that are unknown are left out).
+  std::string to_string() const;
+};
+
+enum class Protocol { Tcp, Udp, Icmp, Icmpv6, Ethertype };
+// Who opens the connection: the peer, the host itself, or either.
+enum class Initiator { Remote, Local, Both };
+// What the vendor table calls "flow direction".
+enum class Flow { Bidirectional, ReceiveOnly, SendOnly };
+
+struct PortRange {
+  uint16_t first = 0;
+  uint16_t last = 0;  // inclusive; == first for a single port
+  bool contains(uint16_t port) const { return port >= first && port <= last; }
+};
+
+struct Cidr {
+  int family = 4;                       // 4 or 6
+  std::array<uint8_t, 16> address{};    // network order; IPv4 uses the first 4 bytes
+  uint8_t prefix_length = 0;            // host bits of `address` are zero
+  bool contains(int fam, const uint8_t* addr) const;  // addr: 4 or 16 bytes
+  bool is_any() const { return prefix_length == 0; }  // 0.0.0.0/0 or ::/0
+  std::string to_string() const;
+};
+
+struct PeerSet {
+  std::string name;
+  std::string description;
+  std::vector<Cidr> cidrs;
+  SourceLocation where;
+  bool is_open() const;  // contains 0.0.0.0/0 or ::/0
+  bool contains(int family, const uint8_t* addr) const;
+};
+
+struct Rule {
+  std::string id;            // unique, [a-z0-9-], at most XDPG_RULE_ID_LEN-1 chars
+  std::string section;       // vendor table section ("OVOC server and OVOC Managed Devices")
+  std::string row;           // vendor table row this rule encodes; empty for host essentials
+  bool essential = false;    // from the host-essentials section, not the vendor table
+  Protocol protocol = Protocol::Tcp;
+  std::vector<PortRange> local_ports;   // tcp/udp: ports on the host that peers open
+  std::vector<PortRange> remote_ports;  // tcp/udp: ports on the peer that the host opens
+  std::vector<uint8_t> icmp_types;      // icmp/icmpv6: inbound types admitted
+  std::vector<uint16_t> ethertypes;     // ethertype: non-IP frames admitted
+  std::string peers;         // name of a PeerSet; unused for ethertype rules
+  Initiator initiator = Initiator::Remote;
+  Flow flow = Flow::Bidirectional;
+  bool secured = false;
+  std::string purpose;
+  bool enforced = true;      // false: kept as documentation, not compiled
+  std::string not_enforced_reason;
+  SourceLocation where;
+};
+
+// A named selection of rules, e.g. "secured-only".
+struct Profile {
+  std::string name;
+  std::string description;
+  bool secured_only = false;  // leave out vendor rows with secured: false
+  std::vector<std::string> exclude_rules;  // rule ids left out
+  SourceLocation where;
+};
+
+struct Policy {
+  int version = 1;
+  std::string name;
+  std::string description;
+  std::string source_file;   // path it was read from (or "<embedded default>")
+  uint64_t source_hash = 0;  // FNV-1a of the text
+  std::vector<PeerSet> peer_sets;
+  std::vector<Rule> rules;   // vendor rows first, then host essentials, in file order
+  std::vector<Profile> profiles;
+
+  const PeerSet* find_peer_set(const std::string& name) const;
+  const Profile* find_profile(const std::string& name) const;
+};
+
+// The rules in force: enforced rules of the chosen profile, in policy order.
+// Index in `rules` is the rule index used by the BPF maps and counters.
+struct RuleSet {
+  const Policy* policy = nullptr;
+  std::string profile;  // empty: all enforced rules
+  struct Entry {
+    const Rule* rule;
+    const PeerSet* peers;  // nullptr for ethertype rules (any sender)
+  };
+  std::vector<Entry> rules;
+};
+
+const char* to_string(Protocol);
+const char* to_string(Initiator);
+const char* to_string(Flow);
+
+}  // namespace xdpguard::policy

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs everything xdpguard needs to build, test and run its lab, from
+# Debian's packages, and mounts bpffs. Idempotent; needs root.
+set -euo pipefail
+
+packages=(
+  # build
+  cmake g++ clang llvm pkg-config make
+  libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev
+  libyaml-cpp-dev libcxxopts-dev libspdlog-dev libfmt-dev libgtest-dev
+  # lab and tests: real clients and servers
+  iproute2 nftables tcpdump curl openssl socat netcat-openbsd
+  snmp snmpd snmptrapd sip-tester python3-scapy xdp-tools procps util-linux
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
