@@ -1,0 +1,133 @@
+#include "compile/compiler.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <stdexcept>
+
+namespace xdpguard::compile {
+namespace {
+
+using policy::Protocol;
+
+void copy_truncated(char* dst, size_t cap, const std::string& src) {
+  size_t n = std::min(cap - 1, src.size());
+  std::memcpy(dst, src.data(), n);
+  dst[n] = '\0';
+}
+
+void fill_port_table(const policy::RuleSet& rules, std::vector<uint64_t>& slots) {
+  for (size_t i = 0; i < rules.rules.size(); ++i) {
+    const policy::Rule& r = *rules.rules[i].rule;
+    const uint64_t bit = 1ULL << i;
+    auto set_ranges = [&](xdpg_port_kind kind, const std::vector<policy::PortRange>& ranges) {
+      for (const auto& range : ranges)
+        for (uint32_t p = range.first; p <= range.last; ++p)
+          slots[port_table_index(kind, static_cast<uint16_t>(p))] |= bit;
+    };
+    switch (r.protocol) {
+      case Protocol::Tcp:
+        set_ranges(XDPG_KIND_TCP_LOCAL, r.local_ports);
+        set_ranges(XDPG_KIND_TCP_REMOTE, r.remote_ports);
+        break;
+      case Protocol::Udp:
+        set_ranges(XDPG_KIND_UDP_LOCAL, r.local_ports);
+        set_ranges(XDPG_KIND_UDP_REMOTE, r.remote_ports);
+        break;
+      case Protocol::Icmp:
+        for (uint8_t t : r.icmp_types) slots[port_table_index(XDPG_KIND_ICMP, t)] |= bit;
+        break;
+      case Protocol::Icmpv6:
+        for (uint8_t t : r.icmp_types) slots[port_table_index(XDPG_KIND_ICMPV6, t)] |= bit;
+        break;
+      case Protocol::Ethertype:
+        for (uint16_t e : r.ethertypes) slots[port_table_index(XDPG_KIND_ETHERTYPE, e)] |= bit;
+        break;
+    }
+  }
+}
+
+// One address family's prefixes, merged across sets, then folded so that each
+// prefix also carries the masks of every shorter prefix that covers it.
+// Sorted by (address, length), an ancestor always precedes its descendants,
+// so a stack of open ancestors does the fold in O(n log n).
+struct Prefix {
+  std::array<uint8_t, 16> address;
+  uint8_t length;
+  auto operator<=>(const Prefix&) const = default;
+};
+
+bool covers(const Prefix& outer, const Prefix& inner) {
+  if (outer.length > inner.length) return false;
+  size_t full = outer.length / 8;
+  if (std::memcmp(outer.address.data(), inner.address.data(), full) != 0) return false;
+  unsigned rest = outer.length % 8;
+  if (rest == 0) return true;
+  uint8_t mask = static_cast<uint8_t>(0xFF << (8 - rest));
+  return (outer.address[full] & mask) == (inner.address[full] & mask);
+}
+
+std::vector<std::pair<Prefix, uint64_t>> folded_prefixes(const policy::RuleSet& rules, int family) {
+  std::map<Prefix, uint64_t> merged;
+  for (size_t i = 0; i < rules.rules.size(); ++i) {
+    const policy::PeerSet* set = rules.rules[i].peers;
+    if (!set) continue;
+    for (const auto& cidr : set->cidrs)
+      if (cidr.family == family) merged[Prefix{cidr.address, cidr.prefix_length}] |= 1ULL << i;
+  }
+  std::vector<std::pair<Prefix, uint64_t>> out(merged.begin(), merged.end());
+  std::vector<size_t> ancestors;
+  for (size_t k = 0; k < out.size(); ++k) {
+    while (!ancestors.empty() && !covers(out[ancestors.back()].first, out[k].first))
+      ancestors.pop_back();
+    if (!ancestors.empty()) out[k].second |= out[ancestors.back()].second;
+    ancestors.push_back(k);
+  }
+  return out;
+}
+
+}  // namespace
+
+CompiledPolicy compile(const policy::RuleSet& rules) {
+  if (rules.rules.size() > XDPG_MAX_RULES)
+    throw std::invalid_argument("more rules than the datapath holds; use policy::select_rules");
+  CompiledPolicy out;
+
+  std::vector<uint64_t> slots(XDPG_PORT_TABLE_ENTRIES, 0);
+  fill_port_table(rules, slots);
+  for (uint32_t idx = 0; idx < slots.size(); ++idx)
+    if (slots[idx]) out.port_entries.emplace_back(idx, slots[idx]);
+
+  for (const auto& [prefix, mask] : folded_prefixes(rules, 4)) {
+    xdpg_lpm_v4_key key{};
+    key.prefixlen = prefix.length;
+    std::memcpy(key.addr, prefix.address.data(), sizeof key.addr);
+    out.peers_v4.emplace_back(key, mask);
+  }
+  for (const auto& [prefix, mask] : folded_prefixes(rules, 6)) {
+    xdpg_lpm_v6_key key{};
+    key.prefixlen = prefix.length;
+    std::memcpy(key.addr, prefix.address.data(), sizeof key.addr);
+    out.peers_v6.emplace_back(key, mask);
+  }
+
+  for (const auto& entry : rules.rules) {
+    xdpg_rule_meta meta{};
+    copy_truncated(meta.id, sizeof meta.id, entry.rule->id);
+    copy_truncated(meta.row, sizeof meta.row,
+                   entry.rule->essential ? "host essential: " + entry.rule->purpose
+                                         : entry.rule->row);
+    out.rule_meta.push_back(meta);
+  }
+
+  out.info.layout_version = XDPG_LAYOUT_VERSION;
+  out.info.rule_count = static_cast<uint32_t>(rules.rules.size());
+  if (rules.policy) {
+    out.info.policy_hash = rules.policy->source_hash;
+    copy_truncated(out.info.policy_name, sizeof out.info.policy_name, rules.policy->name);
+  }
+  copy_truncated(out.info.profile, sizeof out.info.profile, rules.profile);
+  return out;
+}
+
+}  // namespace xdpguard::compile
