@@ -3,6 +3,7 @@
 // docs/policy-format.md is the reference for what is checked here.
 #include "policy/parser.hpp"
 
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -383,6 +384,17 @@ void PolicyParser::read_peer_file(PeerSet& set, const Field& f) {
   if (!rel) return;
   const std::string path =
       (rel->starts_with('/') || base_dir_.empty()) ? *rel : base_dir_ + "/" + *rel;
+  // A directory opens fine and reads as empty, a FIFO or a device blocks or
+  // never ends: only a regular file is a list of CIDRs.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    error(at(f), "peer set '" + set.name + "': cannot read '" + path + "': " + std::strerror(errno));
+    return;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    error(at(f), "peer set '" + set.name + "': '" + path + "' is not a regular file");
+    return;
+  }
   std::ifstream in(path);
   if (!in) {
     error(at(f), "peer set '" + set.name + "': cannot read '" + path + "': " + std::strerror(errno));

@@ -1,0 +1,48 @@
+// Pieces shared by the `xdpguard` subcommands.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/model.hpp"
+
+namespace xdpguard::cli {
+
+// Exit codes: 0 success, 1 failure, 2 bad command line.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitError = 1;
+inline constexpr int kExitUsage = 2;
+
+// A parsed policy with the rules of one profile. The Policy lives on the heap
+// because RuleSet points into it.
+struct LoadedPolicy {
+  std::unique_ptr<policy::Policy> policy;
+  policy::RuleSet rules;
+  std::vector<policy::Diagnostic> warnings;
+};
+
+// `path` "" or "default": the embedded default policy. Prints every error as
+// file:line:col: message on stderr and returns nullopt on any error.
+std::optional<LoadedPolicy> load_policy(const std::string& path, const std::string& profile);
+void print_warnings(const LoadedPolicy&);
+
+// One line on stderr: "xdpguard: error: <message>".
+void print_error(std::string_view message);
+
+// Left-aligned columns separated by two spaces; the last column is not padded.
+std::string format_table(const std::vector<std::vector<std::string>>& rows);
+// `s` cut to at most `width` characters (UTF-8 aware), "..." marking the cut.
+std::string truncate(const std::string& s, size_t width);
+// A JSON string literal, quotes included.
+std::string json_string(std::string_view s);
+
+int run_check(int argc, char** argv);
+int run_attach(int argc, char** argv);
+int run_detach(int argc, char** argv);
+int run_stats(int argc, char** argv);
+int run_explain(int argc, char** argv);
+
+}  // namespace xdpguard::cli

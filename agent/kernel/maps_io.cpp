@@ -1,0 +1,112 @@
+#include "kernel/maps_io.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <cstring>
+
+namespace xdpguard::kernel {
+namespace {
+
+// Per-CPU values are laid out one per possible CPU, each rounded up to 8 bytes.
+template <typename T>
+Result<std::vector<T>> read_percpu(int fd, uint32_t entries, const char* name) {
+  static_assert(sizeof(T) % 8 == 0, "per-CPU value must not need padding");
+  int ncpus = libbpf_num_possible_cpus();
+  if (ncpus <= 0) return errno_error(ncpus, "cannot count possible CPUs");
+  std::vector<T> sums(entries);
+  std::vector<T> per_cpu(static_cast<size_t>(ncpus));
+  for (uint32_t key = 0; key < entries; ++key) {
+    if (int err = bpf_map_lookup_elem(fd, &key, per_cpu.data()); err)
+      return errno_error(err, std::string("cannot read ") + name + "[" + std::to_string(key) + "]");
+    auto* out = reinterpret_cast<uint64_t*>(&sums[key]);
+    for (const T& v : per_cpu) {
+      auto* in = reinterpret_cast<const uint64_t*>(&v);
+      for (size_t i = 0; i < sizeof(T) / 8; ++i) out[i] += in[i];
+    }
+  }
+  return sums;
+}
+
+template <typename T>
+Status clear_percpu(int fd, uint32_t entries, const char* name) {
+  int ncpus = libbpf_num_possible_cpus();
+  if (ncpus <= 0) return errno_error(ncpus, "cannot count possible CPUs");
+  std::vector<T> zeros(static_cast<size_t>(ncpus));
+  for (uint32_t key = 0; key < entries; ++key)
+    if (int err = bpf_map_update_elem(fd, &key, zeros.data(), BPF_ANY); err)
+      return errno_error(err, std::string("cannot clear ") + name);
+  return {};
+}
+
+}  // namespace
+
+Result<std::vector<xdpg_rule_counters>> read_rule_counters(int map_fd) {
+  return read_percpu<xdpg_rule_counters>(map_fd, XDPG_MAX_RULES, "rule_counters");
+}
+
+Result<std::vector<xdpg_reason_counters>> read_reason_counters(int map_fd) {
+  return read_percpu<xdpg_reason_counters>(map_fd, XDPG_DROP_REASON_COUNT, "reason_counters");
+}
+
+Status clear_rule_counters(int map_fd) {
+  return clear_percpu<xdpg_rule_counters>(map_fd, XDPG_MAX_RULES, "rule_counters");
+}
+
+Status clear_reason_counters(int map_fd) {
+  return clear_percpu<xdpg_reason_counters>(map_fd, XDPG_DROP_REASON_COUNT, "reason_counters");
+}
+
+Result<xdpg_info> read_info(int map_fd) {
+  xdpg_info info{};
+  uint32_t key = 0;
+  if (int err = bpf_map_lookup_elem(map_fd, &key, &info); err)
+    return errno_error(err, "cannot read info");
+  return info;
+}
+
+Result<std::vector<xdpg_rule_meta>> read_rule_meta(int map_fd, uint32_t count) {
+  if (count > XDPG_MAX_RULES)
+    return plain_error("rule count " + std::to_string(count) + " exceeds " +
+                       std::to_string(XDPG_MAX_RULES));
+  std::vector<xdpg_rule_meta> meta(count);
+  for (uint32_t key = 0; key < count; ++key)
+    if (int err = bpf_map_lookup_elem(map_fd, &key, &meta[key]); err)
+      return errno_error(err, "cannot read rule_meta[" + std::to_string(key) + "]");
+  return meta;
+}
+
+Status check_map_shape(int map_fd, const std::string& name, uint32_t key_size,
+                       uint32_t value_size, uint32_t min_entries) {
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (int err = bpf_obj_get_info_by_fd(map_fd, &info, &len); err)
+    return errno_error(err, "cannot inspect map " + name);
+  if (info.key_size != key_size || info.value_size != value_size ||
+      info.max_entries < min_entries)
+    return plain_error("map " + name + " has key/value size " + std::to_string(info.key_size) +
+                       "/" + std::to_string(info.value_size) + " and " +
+                       std::to_string(info.max_entries) + " entries, expected " +
+                       std::to_string(key_size) + "/" + std::to_string(value_size) +
+                       ": it was created by a different xdpguard layout");
+  return {};
+}
+
+std::string fixed_string(const char* data, size_t capacity) {
+  std::string s(data, strnlen(data, capacity));
+  // Drop a trailing multi-byte UTF-8 sequence that truncation cut short.
+  size_t i = s.size();
+  size_t cont = 0;
+  while (i > 0 && (static_cast<unsigned char>(s[i - 1]) & 0xC0) == 0x80 && cont < 3) {
+    --i;
+    ++cont;
+  }
+  if (i > 0) {
+    auto lead = static_cast<unsigned char>(s[i - 1]);
+    size_t need = lead >= 0xF0 ? 3 : lead >= 0xE0 ? 2 : lead >= 0xC0 ? 1 : 0;
+    if (lead >= 0xC0 && cont < need) s.resize(i - 1);
+  }
+  return s;
+}
+
+}  // namespace xdpguard::kernel

@@ -1,0 +1,35 @@
+// Reading and writing xdpguard's maps by file descriptor, so the same code
+// serves a freshly loaded Datapath and maps opened from pins.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernel/result.hpp"
+#include "xdpguard/maps.h"
+
+namespace xdpguard::kernel {
+
+// Per-CPU counters summed over every possible CPU.
+// rule_counters: XDPG_MAX_RULES entries; reason_counters: XDPG_DROP_REASON_COUNT.
+Result<std::vector<xdpg_rule_counters>> read_rule_counters(int map_fd);
+Result<std::vector<xdpg_reason_counters>> read_reason_counters(int map_fd);
+// Zero every CPU's slot of every entry.
+Status clear_rule_counters(int map_fd);
+Status clear_reason_counters(int map_fd);
+
+Result<xdpg_info> read_info(int map_fd);
+// Entries [0, count) of rule_meta.
+Result<std::vector<xdpg_rule_meta>> read_rule_meta(int map_fd, uint32_t count);
+
+// Refuses a map whose kernel-side shape is not what this build expects: a
+// pinned map left by another xdpguard version is reported, not misread.
+Status check_map_shape(int map_fd, const std::string& name, uint32_t key_size,
+                       uint32_t value_size, uint32_t min_entries);
+
+// A fixed-size NUL-terminated char array as a string, dropping a UTF-8
+// sequence cut short by truncation.
+std::string fixed_string(const char* data, size_t capacity);
+
+}  // namespace xdpguard::kernel

@@ -1,0 +1,52 @@
+#include "kernel/probe.hpp"
+
+#include <bpf/libbpf.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <vector>
+
+namespace xdpguard::kernel {
+
+Status probe_bpf_features() {
+  std::vector<std::string> missing;
+  auto note = [&](int ret, const char* what) -> Status {
+    if (ret < 0)
+      return errno_error(ret, std::string("cannot probe BPF support for ") + what +
+                                  " (xdpguard needs root, or CAP_BPF and CAP_NET_ADMIN)");
+    if (ret == 0) missing.emplace_back(what);
+    return {};
+  };
+  const std::pair<int, const char*> checks[] = {
+      {libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_XDP, nullptr), "XDP programs"},
+      {libbpf_probe_bpf_map_type(BPF_MAP_TYPE_LPM_TRIE, nullptr), "LPM_TRIE maps"},
+      {libbpf_probe_bpf_map_type(BPF_MAP_TYPE_LRU_HASH, nullptr), "LRU_HASH maps"},
+      {libbpf_probe_bpf_map_type(BPF_MAP_TYPE_PERCPU_ARRAY, nullptr), "PERCPU_ARRAY maps"},
+  };
+  for (auto [ret, what] : checks)
+    if (auto st = note(ret, what); !st) return st;
+  if (missing.empty()) return {};
+  std::string list;
+  for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
+  return plain_error("this kernel lacks " + list + "; xdpguard needs " + kMinimumKernel +
+                     " or newer");
+}
+
+Status check_bpffs(const std::string& path) {
+  std::filesystem::path p(path);
+  std::error_code ec;
+  while (!p.empty() && !std::filesystem::exists(p, ec) && p != p.root_path())
+    p = p.parent_path();
+  struct statfs fs {};
+  if (::statfs(p.c_str(), &fs) != 0) return errno_error(errno, "cannot stat " + p.string());
+  if (static_cast<unsigned long>(fs.f_type) != BPF_FS_MAGIC)
+    return plain_error(p.string() + " is not on a bpf filesystem; mount it with "
+                       "`mount -t bpf bpf /sys/fs/bpf` (needed to keep xdpguard's maps "
+                       "after the command exits; under `ip netns exec`, which remounts /sys, use "
+                       "`nsenter --net=/run/netns/NAME` instead)");
+  return {};
+}
+
+}  // namespace xdpguard::kernel

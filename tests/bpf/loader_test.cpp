@@ -1,0 +1,370 @@
+// The real XDP object through the kernel: load with a small hand-compiled
+// policy, BPF_PROG_TEST_RUN, then attach/pin/stats/detach on a veth pair in a
+// network namespace this test creates. Runs as root; nothing here skips.
+//
+// Expected behaviour:
+// - every map holds exactly what the compiled policy says (port slots, LPM
+//   masks with covering prefixes folded in, rule_meta, info with the layout);
+// - a frame that hits a rule passes and counts on it; a frame whose port is
+//   covered but whose source is outside the peer set drops and counts both on
+//   the rule and on peer_not_in_set; an uncovered port drops no_rule;
+// - attach pins every map and the program under <root>/<if>@netns<inode>,
+//   refuses a second attach, feeds stats from the pins alone, and detach
+//   leaves neither the program nor the pins;
+// - a failed attach (unknown interface, or a driver refusing native mode after
+//   the pins were written) leaves no pins behind.
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <linux/if_link.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+#include <variant>
+
+#include "classify/packet_spec.hpp"
+#include "compile/compiler.hpp"
+#include "kernel/datapath.hpp"
+#include "kernel/fd.hpp"
+#include "kernel/maps_io.hpp"
+#include "kernel/pins.hpp"
+#include "policy/parser.hpp"
+
+namespace xdpguard {
+extern const std::string_view kDefaultPolicyYaml;
+}
+
+namespace xdpguard::kernel {
+namespace {
+namespace fs = std::filesystem;
+
+constexpr uint64_t kRule0 = 1ULL << 0;  // tcp/443 from 10.0.0.0/8
+constexpr uint64_t kRule1 = 1ULL << 1;  // udp/53 from anywhere
+
+xdpg_lpm_v4_key v4_key(const char* addr, uint32_t prefix) {
+  xdpg_lpm_v4_key k{};
+  k.prefixlen = prefix;
+  inet_pton(AF_INET, addr, k.addr);
+  return k;
+}
+
+xdpg_rule_meta meta(const char* id, const char* row) {
+  xdpg_rule_meta m{};
+  std::strncpy(m.id, id, sizeof(m.id) - 1);
+  std::strncpy(m.row, row, sizeof(m.row) - 1);
+  return m;
+}
+
+compile::CompiledPolicy small_policy() {
+  compile::CompiledPolicy p;
+  p.port_entries = {{compile::port_table_index(XDPG_KIND_UDP_LOCAL, 53), kRule1},
+                    {compile::port_table_index(XDPG_KIND_TCP_LOCAL, 443), kRule0}};
+  p.peers_v4 = {{v4_key("0.0.0.0", 0), kRule1}, {v4_key("10.0.0.0", 8), kRule0 | kRule1}};
+  p.rule_meta = {meta("https-in", "Clients | TCP | 443"), meta("dns-in", "Resolvers | UDP | 53")};
+  p.info.rule_count = 2;
+  std::strncpy(p.info.policy_name, "loader-test", sizeof(p.info.policy_name) - 1);
+  std::strncpy(p.info.profile, "tiny", sizeof(p.info.profile) - 1);
+  p.info.policy_hash = 0x1234;
+  return p;
+}
+
+std::vector<uint8_t> frame(const char* text) {
+  auto spec = classify::parse_packet_spec(text);
+  if (auto* err = std::get_if<std::string>(&spec)) ADD_FAILURE() << text << ": " << *err;
+  return classify::build_frame(std::get<classify::PacketSpec>(spec));
+}
+
+Datapath load_small() {
+  auto dp = Datapath::load(small_policy());
+  if (!dp) throw std::runtime_error(dp.error().message);
+  return std::move(*dp);
+}
+
+int run(const Datapath& dp, const std::vector<uint8_t>& f) {
+  auto action = dp.test_run(f);
+  EXPECT_TRUE(action.ok()) << (action ? "" : action.error().message);
+  return action ? *action : -1;
+}
+
+TEST(DatapathLoad, FillsEveryMapFromTheCompiledPolicy) {
+  Datapath dp = load_small();
+
+  for (auto [index, expected] : {std::pair{compile::port_table_index(XDPG_KIND_TCP_LOCAL, 443), kRule0},
+                                 {compile::port_table_index(XDPG_KIND_UDP_LOCAL, 53), kRule1},
+                                 {compile::port_table_index(XDPG_KIND_TCP_LOCAL, 80), 0ULL},
+                                 {compile::port_table_index(XDPG_KIND_TCP_REMOTE, 443), 0ULL}}) {
+    uint64_t value = ~0ULL;
+    ASSERT_EQ(bpf_map_lookup_elem(dp.map_fd(MapId::PortTable), &index, &value), 0);
+    EXPECT_EQ(value, expected) << "port_table[" << index << "]";
+  }
+
+  uint64_t mask = 0;
+  auto inside = v4_key("10.9.8.7", 32);
+  ASSERT_EQ(bpf_map_lookup_elem(dp.map_fd(MapId::PeersV4), &inside, &mask), 0);
+  EXPECT_EQ(mask, kRule0 | kRule1);
+  auto outside = v4_key("192.0.2.1", 32);
+  ASSERT_EQ(bpf_map_lookup_elem(dp.map_fd(MapId::PeersV4), &outside, &mask), 0);
+  EXPECT_EQ(mask, kRule1);
+
+  auto info = read_info(dp.map_fd(MapId::Info));
+  ASSERT_TRUE(info.ok()) << info.error().message;
+  EXPECT_EQ(info->layout_version, XDPG_LAYOUT_VERSION);
+  EXPECT_EQ(info->rule_count, 2u);
+  EXPECT_STREQ(info->policy_name, "loader-test");
+  EXPECT_EQ(info->policy_hash, 0x1234u);
+
+  auto metas = read_rule_meta(dp.map_fd(MapId::RuleMeta), 2);
+  ASSERT_TRUE(metas.ok()) << metas.error().message;
+  EXPECT_STREQ((*metas)[0].id, "https-in");
+  EXPECT_STREQ((*metas)[1].row, "Resolvers | UDP | 53");
+}
+
+TEST(DatapathLoad, TestRunDecidesAndCountsPerRuleAndReason) {
+  Datapath dp = load_small();
+  auto pass = frame("tcp 10.1.2.3:40000 -> 192.0.2.1:443 flags S");
+  auto not_in_set = frame("tcp 198.51.100.9:40000 -> 192.0.2.1:443 flags S");
+  auto dns = frame("udp 198.51.100.9:5353 -> 192.0.2.1:53");
+  auto no_rule = frame("udp 10.1.2.3:5353 -> 192.0.2.1:9999");
+
+  EXPECT_EQ(run(dp, pass), XDP_PASS);
+  EXPECT_EQ(run(dp, pass), XDP_PASS);
+  EXPECT_EQ(run(dp, not_in_set), XDP_DROP);
+  EXPECT_EQ(run(dp, dns), XDP_PASS);
+  EXPECT_EQ(run(dp, no_rule), XDP_DROP);
+
+  auto rules = dp.rule_counters();
+  ASSERT_TRUE(rules.ok()) << rules.error().message;
+  ASSERT_EQ(rules->size(), size_t{XDPG_MAX_RULES});
+  EXPECT_EQ((*rules)[0].pass_packets, 2u);
+  EXPECT_EQ((*rules)[0].pass_bytes, 2 * pass.size());
+  EXPECT_EQ((*rules)[0].drop_packets, 1u);
+  EXPECT_EQ((*rules)[0].drop_bytes, not_in_set.size());
+  EXPECT_EQ((*rules)[1].pass_packets, 1u);
+  EXPECT_EQ((*rules)[1].drop_packets, 0u);
+  EXPECT_EQ((*rules)[2].pass_packets + (*rules)[2].drop_packets, 0u);
+
+  auto reasons = dp.reason_counters();
+  ASSERT_TRUE(reasons.ok()) << reasons.error().message;
+  EXPECT_EQ((*reasons)[XDPG_DROP_PEER_NOT_IN_SET].packets, 1u);
+  EXPECT_EQ((*reasons)[XDPG_DROP_NO_RULE].packets, 1u);
+  EXPECT_EQ((*reasons)[XDPG_DROP_NO_RULE].bytes, no_rule.size());
+  EXPECT_EQ((*reasons)[XDPG_REASON_NONE].packets, 0u);
+
+  ASSERT_TRUE(dp.reset_state().ok());
+  auto cleared = dp.rule_counters();
+  ASSERT_TRUE(cleared.ok());
+  EXPECT_EQ((*cleared)[0].pass_packets, 0u);
+}
+
+TEST(DatapathLoad, DefaultPolicyCompilesLoadsAndAdmitsHttps) {
+  auto parsed = policy::parse_policy_text(kDefaultPolicyYaml, "<embedded default>", ".");
+  ASSERT_TRUE(parsed.ok());
+  auto selected = policy::select_rules(*parsed.policy, "");
+  ASSERT_TRUE(std::holds_alternative<policy::RuleSet>(selected));
+  const auto& rules = std::get<policy::RuleSet>(selected);
+  auto dp = Datapath::load(compile::compile(rules));
+  ASSERT_TRUE(dp.ok()) << dp.error().message;
+  auto info = read_info(dp->map_fd(MapId::Info));
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->rule_count, rules.rules.size());
+  EXPECT_EQ(run(*dp, frame("tcp 192.0.2.7:51515 -> 198.51.100.10:443 flags S")), XDP_PASS);
+  EXPECT_EQ(run(*dp, frame("tcp 192.0.2.7:51515 -> 198.51.100.10:7 flags S")), XDP_DROP);
+}
+
+// A network namespace with a veth pair, entered by this thread for the test.
+// Pins go to a root of their own so a real xdpguard on the host is untouched.
+class AttachTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    static int serial = 0;
+    std::string tag = std::to_string(getpid()) + "-" + std::to_string(++serial);
+    ns_ = "xdpg-loader-" + tag;
+    pin_root_ = "/sys/fs/bpf/xdpguard-loader-test-" + tag;
+    ASSERT_EQ(sh("ip netns add " + ns_), 0);
+    ns_created_ = true;
+    ASSERT_EQ(sh("ip -n " + ns_ + " link add " + va_ + " type veth peer name " + vb_), 0);
+    ASSERT_EQ(sh("ip -n " + ns_ + " link set " + va_ + " up"), 0);
+    ASSERT_EQ(sh("ip -n " + ns_ + " link set " + vb_ + " up"), 0);
+    ASSERT_EQ(sh("ip -n " + ns_ + " link set lo up"), 0);
+    home_.reset(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(home_.valid());
+    Fd target(open(("/run/netns/" + ns_).c_str(), O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(target.valid());
+    ASSERT_EQ(setns(target.get(), CLONE_NEWNET), 0) << std::strerror(errno);
+    entered_ = true;
+  }
+
+  void TearDown() override {
+    if (entered_) EXPECT_EQ(setns(home_.get(), CLONE_NEWNET), 0) << std::strerror(errno);
+    std::error_code ec;
+    fs::remove_all(pin_root_, ec);
+    if (ns_created_) sh("ip netns del " + ns_);
+  }
+
+  static int sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
+
+  static uint32_t attached_prog_id(const std::string& iface) {
+    bpf_xdp_query_opts opts{};
+    opts.sz = sizeof(opts);
+    EXPECT_EQ(bpf_xdp_query(if_nametoindex(iface.c_str()), 0, &opts), 0);
+    return opts.drv_prog_id ? opts.drv_prog_id : opts.skb_prog_id;
+  }
+
+  static uint32_t prog_id(int fd) {
+    bpf_prog_info info{};
+    uint32_t len = sizeof(info);
+    EXPECT_EQ(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
+    return info.id;
+  }
+
+  // Sends `f` out of vb_, so it arrives on va_'s receive path.
+  void inject(const std::vector<uint8_t>& f) {
+    Fd s(socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
+    ASSERT_TRUE(s.valid());
+    sockaddr_ll addr{};
+    addr.sll_family = AF_PACKET;
+    addr.sll_ifindex = static_cast<int>(if_nametoindex(vb_.c_str()));
+    addr.sll_halen = 6;
+    ASSERT_EQ(sendto(s.get(), f.data(), f.size(), 0, reinterpret_cast<sockaddr*>(&addr),
+                     sizeof(addr)),
+              static_cast<ssize_t>(f.size()))
+        << std::strerror(errno);
+  }
+
+  std::string ns_, pin_root_;
+  std::string va_ = "xdpgva", vb_ = "xdpgvb";
+  Fd home_;
+  bool ns_created_ = false, entered_ = false;
+};
+
+TEST_F(AttachTest, PinsStatsAndDetach) {
+  Datapath dp = load_small();
+  auto dir = pin_dir(va_, pin_root_);
+  ASSERT_TRUE(dir.ok()) << dir.error().message;
+  EXPECT_NE(dir->find(va_ + "@netns"), std::string::npos) << *dir;
+
+  auto st = attach(dp, va_, XdpMode::Native, pin_root_);
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  for (MapId id : kAllMaps) EXPECT_TRUE(fs::exists(*dir + "/" + map_name(id))) << map_name(id);
+  ASSERT_TRUE(fs::exists(*dir + "/" + kProgramName));
+  EXPECT_EQ(attached_prog_id(va_), prog_id(dp.prog_fd()));
+
+  auto again = attach(dp, va_, XdpMode::Native, pin_root_);
+  ASSERT_FALSE(again.ok());
+  EXPECT_NE(again.error().message.find("already attached to " + va_ + "; detach first"),
+            std::string::npos)
+      << again.error().message;
+
+  // The pins must carry the program alone once the loader's objects are gone.
+  dp = load_small();  // replaces (and frees) the attached skeleton's handles
+  inject(frame("tcp 10.1.2.3:40000 -> 192.0.2.1:443 flags S"));
+  inject(frame("udp 10.1.2.3:5353 -> 192.0.2.1:9999"));
+
+  Result<PinnedStats> stats = plain_error("not read");
+  for (int i = 0; i < 100; ++i) {  // veth XDP runs in NAPI, not in sendto()
+    stats = read_stats(va_, pin_root_);
+    ASSERT_TRUE(stats.ok()) << stats.error().message;
+    if (stats->rules[0].counters.pass_packets == 1 && stats->reasons[0].counters.packets == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(stats->policy_name, "loader-test");
+  EXPECT_EQ(stats->profile, "tiny");
+  EXPECT_EQ(stats->pin_dir, *dir);
+  ASSERT_EQ(stats->rules.size(), 2u);
+  EXPECT_EQ(stats->rules[0].id, "https-in");
+  EXPECT_EQ(stats->rules[1].row, "Resolvers | UDP | 53");
+  EXPECT_EQ(stats->rules[0].counters.pass_packets, 1u);
+  ASSERT_EQ(stats->reasons.size(), size_t{XDPG_DROP_REASON_COUNT - 1});
+  EXPECT_EQ(stats->reasons[0].reason, DropReason::NoRule);
+  EXPECT_EQ(stats->reasons[0].counters.packets, 1u);
+  ASSERT_TRUE(stats->attached_mode.has_value());
+  EXPECT_EQ(*stats->attached_mode, XdpMode::Native);
+
+  auto gone = detach(va_, pin_root_);
+  ASSERT_TRUE(gone.ok()) << gone.error().message;
+  EXPECT_FALSE(fs::exists(*dir));
+  EXPECT_EQ(attached_prog_id(va_), 0u);
+  auto twice = detach(va_, pin_root_);
+  ASSERT_FALSE(twice.ok());
+  EXPECT_NE(twice.error().message.find("not attached"), std::string::npos);
+}
+
+TEST_F(AttachTest, GenericModeDetachesInTheModeItWasAttachedIn) {
+  Datapath dp = load_small();
+  ASSERT_TRUE(attach(dp, va_, XdpMode::Generic, pin_root_).ok());
+  bpf_xdp_query_opts opts{};
+  opts.sz = sizeof(opts);
+  ASSERT_EQ(bpf_xdp_query(if_nametoindex(va_.c_str()), 0, &opts), 0);
+  EXPECT_EQ(opts.skb_prog_id, prog_id(dp.prog_fd()));
+  EXPECT_EQ(opts.drv_prog_id, 0u);
+  auto st = detach(va_, pin_root_);
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  EXPECT_EQ(attached_prog_id(va_), 0u);
+}
+
+TEST_F(AttachTest, FailedAttachLeavesNoPins) {
+  Datapath dp = load_small();
+  auto missing = attach(dp, "xdpg-nosuch0", XdpMode::Native, pin_root_);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find("xdpg-nosuch0"), std::string::npos);
+  EXPECT_FALSE(fs::exists(*pin_dir("xdpg-nosuch0", pin_root_)));
+
+  // lo has no native XDP: the failure comes after the pins were written and
+  // must take them back.
+  auto refused = attach(dp, "lo", XdpMode::Native, pin_root_);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_FALSE(fs::exists(*pin_dir("lo", pin_root_))) << refused.error().message;
+  EXPECT_EQ(attached_prog_id("lo"), 0u);
+}
+
+TEST_F(AttachTest, NeverReplacesAnotherProgram) {
+  Datapath other = load_small();
+  ASSERT_EQ(bpf_xdp_attach(if_nametoindex(va_.c_str()), other.prog_fd(), XDP_FLAGS_SKB_MODE,
+                           nullptr),
+            0);
+  Datapath dp = load_small();
+  auto st = attach(dp, va_, XdpMode::Native, pin_root_);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("another XDP program"), std::string::npos)
+      << st.error().message;
+  EXPECT_EQ(attached_prog_id(va_), prog_id(other.prog_fd()));
+  EXPECT_FALSE(fs::exists(*pin_dir(va_, pin_root_)));
+  auto not_ours = detach(va_, pin_root_);
+  EXPECT_FALSE(not_ours.ok());
+  EXPECT_EQ(attached_prog_id(va_), prog_id(other.prog_fd()));
+}
+
+TEST_F(AttachTest, StatsRefusePinsOfAnotherLayout) {
+  Datapath dp = load_small();
+  ASSERT_TRUE(attach(dp, va_, XdpMode::Native, pin_root_).ok());
+  auto dir = *pin_dir(va_, pin_root_);
+  Fd info_fd(bpf_obj_get((dir + "/info").c_str()));
+  ASSERT_TRUE(info_fd.valid());
+  auto info = read_info(info_fd.get());
+  ASSERT_TRUE(info.ok());
+  info->layout_version = XDPG_LAYOUT_VERSION + 1;
+  uint32_t zero = 0;
+  ASSERT_EQ(bpf_map_update_elem(info_fd.get(), &zero, &*info, BPF_ANY), 0);
+
+  auto stats = read_stats(va_, pin_root_);
+  ASSERT_FALSE(stats.ok());
+  EXPECT_NE(stats.error().message.find("layout version " + std::to_string(XDPG_LAYOUT_VERSION + 1)),
+            std::string::npos)
+      << stats.error().message;
+  // Detach does not read the maps, so it still cleans up.
+  ASSERT_TRUE(detach(va_, pin_root_).ok());
+  EXPECT_FALSE(fs::exists(dir));
+}
+
+}  // namespace
+}  // namespace xdpguard::kernel
