@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * xdpguard ingress filter. Implements docs/datapath.md exactly; the C++
- * reference classifier (agent/classify/reference.cpp) implements the same
- * procedure and tests/bpf/ compares the two packet by packet.
+ * xdpguard host filter: XDP ingress (xdpguard_ingress) and TC clsact egress
+ * (xdpguard_egress). Implements docs/datapath.md exactly; the C++ reference
+ * classifier (agent/classify/reference.cpp) implements the same procedure
+ * and tests/bpf/ compares the two packet by packet.
  *
- * Shape: xdpg_classify() decides, returning from wherever it knows the
- * answer; xdpguard_ingress() is the single exit that counts the decision
- * and records it for a first fragment, so no branch can forget either.
+ * Shape: xdpg_classify() parses (the same code for both directions) and
+ * decides, returning from wherever it knows the answer; each program's entry
+ * point is the single exit that counts the decision and records it for a
+ * first fragment, so no branch can forget either. The two directions share
+ * the rules (port_table, peers) and the flow table: egress records the flows
+ * the host opens, ingress admits their replies.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -17,6 +21,7 @@
 /* <linux/icmp.h> pulls glibc sys/socket.h, which breaks -target bpf (gnu/stubs-32.h); only the type byte is read. */
 #include <linux/icmpv6.h>
 #include <linux/in.h>
+#include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
@@ -27,6 +32,18 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Set by the agent (or a test) through the skeleton before load. */
 const volatile __u64 frag_timeout_ns = 30000000000ULL;
+const volatile __u8 egress_mode = XDPG_EGRESS_ENFORCE; /* enum xdpg_egress_mode */
+/* Flow lifetimes since the last packet either way (docs/datapath.md 8.4). */
+const volatile __u64 tcp_established_timeout_ns = 3600000000000ULL;
+const volatile __u64 tcp_closing_timeout_ns = 30000000000ULL; /* after a FIN or RST */
+const volatile __u64 udp_timeout_ns = 60000000000ULL;
+
+/* Egress pulls this much (or the whole packet) into the linear part before
+ * parsing: headers beyond it are malformed, as they would be past a frame. */
+#define XDPG_EGRESS_PULL 256
+
+#define XDPG_DIR_INGRESS 0
+#define XDPG_DIR_EGRESS 1
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -67,11 +84,47 @@ struct {
 } reason_counters SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XDPG_MAX_RULES);
+	__type(key, __u32);
+	__type(value, struct xdpg_rule_counters);
+} egress_rule_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XDPG_DROP_REASON_COUNT);
+	__type(key, __u32);
+	__type(value, struct xdpg_reason_counters);
+} egress_reason_counters SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, XDPG_FRAG_ENTRIES);
 	__type(key, struct xdpg_frag_key);
 	__type(value, struct xdpg_frag_value);
 } frags SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XDPG_FLOW_ENTRIES);
+	__type(key, struct xdpg_flow_key);
+	__type(value, struct xdpg_flow_value);
+} flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xdpg_flow_counters);
+} flow_counters SEC(".maps");
+
+/* Entry f: mask of the rules with enum xdpg_rule_flag f; written by the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XDPG_RULE_FLAG_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} rule_flags SEC(".maps");
 
 /* Written by the agent only; declared here so the skeleton creates them. */
 struct {
@@ -88,16 +141,9 @@ struct {
 	__type(value, struct xdpg_info);
 } info SEC(".maps");
 
-#define TCP_FIN 0x01
-#define TCP_SYN 0x02
-#define TCP_RST 0x04
-#define TCP_PSH 0x08
-#define TCP_ACK 0x10
-#define TCP_URG 0x20
-
 struct xdpg_decision {
 	__u32 rule; /* XDPG_NO_RULE when not attributed */
-	__u8 verdict;
+	__u8 verdict; /* XDP_PASS or XDP_DROP, for both directions */
 	__u8 reason;
 };
 
@@ -105,6 +151,15 @@ struct xdpg_decision {
 struct xdpg_frag_record {
 	struct xdpg_frag_key key;
 	int record;
+};
+
+/* An IP packet parsed down to its upper layer. */
+struct xdpg_pkt {
+	__u8 *saddr;
+	__u8 *daddr;
+	struct xdpg_l3 l3;
+	struct xdpg_l4 l4;
+	int v6;
 };
 
 static __always_inline struct xdpg_decision xdpg_pass(__u32 rule)
@@ -127,7 +182,33 @@ static __always_inline __u64 xdpg_port_bits(__u32 kind, __u32 value)
 	return bits ? *bits : 0;
 }
 
-/* Section 5, given the LPM result. */
+static __always_inline __u64 xdpg_rule_flag_mask(__u32 flag)
+{
+	__u64 *mask = bpf_map_lookup_elem(&rule_flags, &flag);
+
+	return mask ? *mask : 0;
+}
+
+/* Mask of rules whose peer set holds addr (longest prefix match). */
+static __always_inline __u64 xdpg_members(int v6, const __u8 *addr)
+{
+	__u64 *members;
+
+	if (v6) {
+		struct xdpg_lpm_v6_key k = { .prefixlen = 128 };
+
+		__builtin_memcpy(k.addr, addr, 16);
+		members = bpf_map_lookup_elem(&peers_v6, &k);
+	} else {
+		struct xdpg_lpm_v4_key k = { .prefixlen = 32 };
+
+		__builtin_memcpy(k.addr, addr, 4);
+		members = bpf_map_lookup_elem(&peers_v4, &k);
+	}
+	return members ? *members : 0;
+}
+
+/* Section 5 rule choice, given the candidates and the peer's memberships. */
 static __always_inline struct xdpg_decision xdpg_choose(__u64 candidates, __u64 members)
 {
 	__u64 hits = candidates & members;
@@ -137,63 +218,239 @@ static __always_inline struct xdpg_decision xdpg_choose(__u64 candidates, __u64 
 	return xdpg_drop(XDPG_DROP_PEER_NOT_IN_SET, xdpg_lowest_bit(candidates));
 }
 
-/* Section 4: candidates of the upper-layer header, or a drop reason. */
-static __always_inline int xdpg_candidates(const struct xdpg_l3 *l3, const void *data_end,
-					   int v6, __u64 *candidates)
+/* ---- flow table (section 8) ---------------------------------------------- */
+
+static __always_inline void xdpg_flow_key(struct xdpg_flow_key *k, int v6, __u8 proto,
+					  const __u8 *local, const __u8 *remote, __u16 lport,
+					  __u16 rport)
 {
-	__u8 *l4 = l3->l4;
-
-	*candidates = 0;
-	switch (l3->proto) {
-	case IPPROTO_TCP: {
-		__u32 doff;
-		__u8 flags;
-		__u64 bits;
-
-		if (!xdpg_need_l3(l4, sizeof(struct tcphdr), data_end, l3->end))
-			return XDPG_DROP_MALFORMED;
-		doff = (__u32)(l4[12] >> 4) * 4;
-		if (doff < sizeof(struct tcphdr))
-			return XDPG_DROP_MALFORMED;
-		/* l3->end is within the frame, so this is the whole check. */
-		if ((__u8 *)l4 + doff > (__u8 *)l3->end)
-			return XDPG_DROP_MALFORMED;
-		flags = l4[13];
-		if ((flags & (TCP_SYN | TCP_FIN)) == (TCP_SYN | TCP_FIN) ||
-		    (flags & (TCP_SYN | TCP_RST)) == (TCP_SYN | TCP_RST) ||
-		    !(flags & (TCP_FIN | TCP_SYN | TCP_RST | TCP_PSH | TCP_ACK | TCP_URG)) ||
-		    (flags & (TCP_FIN | TCP_PSH | TCP_URG)) == (TCP_FIN | TCP_PSH | TCP_URG))
-			return XDPG_DROP_BAD_TCP_FLAGS;
-		bits = xdpg_port_bits(XDPG_KIND_TCP_LOCAL, bpf_ntohs(*(__be16 *)(l4 + 2)));
-		/* A reply never opens a connection: a bare SYN skips TCP_REMOTE. */
-		if ((flags & (TCP_SYN | TCP_ACK)) != TCP_SYN)
-			bits |= xdpg_port_bits(XDPG_KIND_TCP_REMOTE, bpf_ntohs(*(__be16 *)l4));
-		*candidates = bits;
-		return 0;
+	__builtin_memset(k, 0, sizeof(*k));
+	k->family = v6 ? 6 : 4;
+	k->protocol = proto;
+	k->local_port = lport;
+	k->remote_port = rport;
+	if (v6) {
+		__builtin_memcpy(k->local_addr, local, 16);
+		__builtin_memcpy(k->remote_addr, remote, 16);
+	} else {
+		__builtin_memcpy(k->local_addr, local, 4);
+		__builtin_memcpy(k->remote_addr, remote, 4);
 	}
-	case IPPROTO_UDP:
-		if (!xdpg_need_l3(l4, sizeof(struct udphdr), data_end, l3->end))
-			return XDPG_DROP_MALFORMED;
-		*candidates = xdpg_port_bits(XDPG_KIND_UDP_LOCAL, bpf_ntohs(*(__be16 *)(l4 + 2))) |
-			      xdpg_port_bits(XDPG_KIND_UDP_REMOTE, bpf_ntohs(*(__be16 *)l4));
-		return 0;
-	case IPPROTO_ICMP:
-		if (v6)
-			return 0;
-		if (!xdpg_need_l3(l4, 8, data_end, l3->end))
-			return XDPG_DROP_MALFORMED;
-		*candidates = xdpg_port_bits(XDPG_KIND_ICMP, l4[0]);
-		return 0;
-	case IPPROTO_ICMPV6:
-		if (!v6)
-			return 0;
-		if (!xdpg_need_l3(l4, 8, data_end, l3->end))
-			return XDPG_DROP_MALFORMED;
-		*candidates = xdpg_port_bits(XDPG_KIND_ICMPV6, l4[0]);
-		return 0;
-	}
-	return 0;
 }
+
+/* Younger than its protocol's timeout; a last_seen written by another CPU
+ * after `now` was read counts as fresh. */
+static __always_inline int xdpg_flow_fresh(const struct xdpg_flow_key *k,
+					   const struct xdpg_flow_value *v, __u64 now)
+{
+	__u64 timeout = k->protocol == IPPROTO_UDP ? udp_timeout_ns :
+			v->tcp_state ? tcp_closing_timeout_ns : tcp_established_timeout_ns;
+
+	return now < v->last_seen_ns || now - v->last_seen_ns < timeout;
+}
+
+/* The tracked, unexpired flow with this key, or NULL. */
+static __always_inline struct xdpg_flow_value *xdpg_flow_live(const struct xdpg_flow_key *k,
+							      __u64 now)
+{
+	struct xdpg_flow_value *v = bpf_map_lookup_elem(&flows, k);
+
+	if (!v || !xdpg_flow_fresh(k, v, now))
+		return NULL;
+	return v;
+}
+
+static __always_inline __u8 xdpg_tcp_state_bits(__u8 tcp_flags, __u8 fin_bit)
+{
+	return ((tcp_flags & TCP_FIN) ? fin_bit : 0) | ((tcp_flags & TCP_RST) ? XDPG_FLOW_RST : 0);
+}
+
+/* Egress, a packet passed on local-initiator rule `rule`: a UDP datagram or a
+ * TCP SYN without ACK opens (or reopens) its flow, anything else refreshes a
+ * flow that exists. */
+static __always_inline void xdpg_flow_outbound(const struct xdpg_pkt *p, __u32 rule)
+{
+	struct xdpg_flow_key k;
+	struct xdpg_flow_value *v;
+	__u64 now = bpf_ktime_get_ns();
+	int tcp = p->l4.kind == XDPG_L4_TCP;
+	int opens = !tcp || xdpg_tcp_bare_syn(&p->l4);
+
+	xdpg_flow_key(&k, p->v6, p->l3.proto, p->saddr, p->daddr, p->l4.sport, p->l4.dport);
+	v = bpf_map_lookup_elem(&flows, &k);
+	if (v) {
+		if (tcp && opens) {
+			/* A new connection on a reused tuple starts over. */
+			v->created_ns = now;
+			v->rule = rule;
+			v->tcp_state = 0;
+			v->flags = 0;
+		}
+		v->last_seen_ns = now;
+		if (tcp)
+			v->tcp_state |= xdpg_tcp_state_bits(p->l4.tcp_flags, XDPG_FLOW_FIN_LOCAL);
+		return;
+	}
+	if (opens) {
+		struct xdpg_flow_value nv = {
+			.last_seen_ns = now,
+			.created_ns = now,
+			.rule = rule,
+		};
+		__u32 zero = 0;
+		struct xdpg_flow_counters *fc;
+
+		/* NOEXIST: a racing CPU's insert is not counted twice. */
+		if (bpf_map_update_elem(&flows, &k, &nv, BPF_NOEXIST) == 0) {
+			fc = bpf_map_lookup_elem(&flow_counters, &zero);
+			if (fc)
+				fc->inserts += 1;
+		}
+	}
+}
+
+/* ---- ingress decision (section 5) ------------------------------------------ */
+
+/* A candidate reply (REMOTE kind hit by an allowed peer): only a tracked flow
+ * admits it, and refreshes it. */
+static __always_inline struct xdpg_decision xdpg_ingress_reply(const struct xdpg_pkt *p,
+							       __u64 hits)
+{
+	struct xdpg_flow_key k;
+	struct xdpg_flow_value *v;
+	__u64 now = bpf_ktime_get_ns();
+	__u32 rule = xdpg_lowest_bit(hits);
+
+	xdpg_flow_key(&k, p->v6, p->l3.proto, p->daddr, p->saddr, p->l4.dport, p->l4.sport);
+	v = xdpg_flow_live(&k, now);
+	if (!v)
+		return xdpg_drop(XDPG_DROP_NO_FLOW, rule);
+	v->last_seen_ns = now;
+	v->flags |= XDPG_FLOW_REPLIED;
+	if (p->l4.kind == XDPG_L4_TCP)
+		v->tcp_state |= xdpg_tcp_state_bits(p->l4.tcp_flags, XDPG_FLOW_FIN_REMOTE);
+	return xdpg_pass(rule);
+}
+
+/* ICMP/ICMPv6: the type rules first; an error no rule admits still passes if
+ * it quotes a tracked flow, on that flow's rule (path MTU discovery). */
+static __always_inline struct xdpg_decision xdpg_ingress_icmp(const struct xdpg_pkt *p,
+							      const void *data_end)
+{
+	__u32 kind = p->v6 ? XDPG_KIND_ICMPV6 : XDPG_KIND_ICMP;
+	__u64 candidates = xdpg_port_bits(kind, p->l4.icmp_type);
+	struct xdpg_quoted q;
+
+	if (candidates) {
+		__u64 hits = candidates & xdpg_members(p->v6, p->saddr);
+
+		if (hits)
+			return xdpg_pass(xdpg_lowest_bit(hits));
+	}
+	if (egress_mode != XDPG_EGRESS_OFF && xdpg_icmp_is_error(p->v6, p->l4.icmp_type) &&
+	    xdpg_parse_quoted(&p->l3, &p->l4, data_end, p->v6, &q)) {
+		struct xdpg_flow_key k;
+		struct xdpg_flow_value *v;
+
+		xdpg_flow_key(&k, p->v6, q.proto, q.saddr, q.daddr, q.sport, q.dport);
+		v = xdpg_flow_live(&k, bpf_ktime_get_ns());
+		if (v)
+			return xdpg_pass(v->rule);
+	}
+	if (!candidates)
+		return xdpg_drop(XDPG_DROP_NO_RULE, XDPG_NO_RULE);
+	return xdpg_drop(XDPG_DROP_PEER_NOT_IN_SET, xdpg_lowest_bit(candidates));
+}
+
+static __always_inline struct xdpg_decision xdpg_ingress_decide(const struct xdpg_pkt *p,
+							        const void *data_end)
+{
+	__u64 local, remote = 0, members, hits;
+
+	switch (p->l4.kind) {
+	case XDPG_L4_TCP:
+		local = xdpg_port_bits(XDPG_KIND_TCP_LOCAL, p->l4.dport);
+		/* A reply never opens a connection: a bare SYN skips TCP_REMOTE. */
+		if (!xdpg_tcp_bare_syn(&p->l4))
+			remote = xdpg_port_bits(XDPG_KIND_TCP_REMOTE, p->l4.sport);
+		break;
+	case XDPG_L4_UDP:
+		local = xdpg_port_bits(XDPG_KIND_UDP_LOCAL, p->l4.dport);
+		remote = xdpg_port_bits(XDPG_KIND_UDP_REMOTE, p->l4.sport);
+		break;
+	case XDPG_L4_ICMP:
+	case XDPG_L4_ICMPV6:
+		return xdpg_ingress_icmp(p, data_end);
+	default:
+		return xdpg_drop(XDPG_DROP_NO_RULE, XDPG_NO_RULE);
+	}
+	if (!(local | remote))
+		return xdpg_drop(XDPG_DROP_NO_RULE, XDPG_NO_RULE);
+	members = xdpg_members(p->v6, p->saddr);
+	/* Peer-initiated rules first: stateless, as before flow tracking. */
+	hits = local & members;
+	if (hits)
+		return xdpg_pass(xdpg_lowest_bit(hits));
+	hits = remote & members;
+	if (hits) {
+		if (egress_mode == XDPG_EGRESS_OFF)
+			return xdpg_pass(xdpg_lowest_bit(hits));
+		return xdpg_ingress_reply(p, hits);
+	}
+	return xdpg_drop(XDPG_DROP_PEER_NOT_IN_SET, xdpg_lowest_bit(local | remote));
+}
+
+/* ---- egress decision (section 9) ------------------------------------------- */
+
+static __always_inline struct xdpg_decision xdpg_egress_decide(const struct xdpg_pkt *p)
+{
+	__u64 remote, local = 0, members, hits, open;
+
+	switch (p->l4.kind) {
+	case XDPG_L4_TCP:
+		remote = xdpg_port_bits(XDPG_KIND_TCP_REMOTE, p->l4.dport);
+		/* A server port does not open connections: a bare SYN skips TCP_LOCAL. */
+		if (!xdpg_tcp_bare_syn(&p->l4))
+			local = xdpg_port_bits(XDPG_KIND_TCP_LOCAL, p->l4.sport);
+		break;
+	case XDPG_L4_UDP:
+		remote = xdpg_port_bits(XDPG_KIND_UDP_REMOTE, p->l4.dport);
+		local = xdpg_port_bits(XDPG_KIND_UDP_LOCAL, p->l4.sport);
+		break;
+	case XDPG_L4_ICMP:
+	case XDPG_L4_ICMPV6: {
+		__u32 kind = p->v6 ? XDPG_KIND_ICMPV6_OUT : XDPG_KIND_ICMP_OUT;
+		__u64 candidates = xdpg_port_bits(kind, p->l4.icmp_type);
+
+		if (!candidates)
+			return xdpg_drop(XDPG_DROP_NO_RULE, XDPG_NO_RULE);
+		return xdpg_choose(candidates, xdpg_members(p->v6, p->daddr));
+	}
+	default:
+		return xdpg_drop(XDPG_DROP_NO_RULE, XDPG_NO_RULE);
+	}
+	if (!(local | remote))
+		return xdpg_drop(XDPG_DROP_NO_RULE, XDPG_NO_RULE);
+	members = xdpg_members(p->v6, p->daddr);
+	/* Flows the host opens first: they are the ones to record. */
+	hits = remote & members;
+	if (hits) {
+		__u32 rule = xdpg_lowest_bit(hits);
+
+		xdpg_flow_outbound(p, rule);
+		return xdpg_pass(rule);
+	}
+	hits = local & members;
+	if (hits) {
+		open = hits & ~xdpg_rule_flag_mask(XDPG_RULE_RECEIVE_ONLY);
+		if (open)
+			return xdpg_pass(xdpg_lowest_bit(open));
+		return xdpg_drop(XDPG_DROP_RECEIVE_ONLY, xdpg_lowest_bit(hits));
+	}
+	return xdpg_drop(XDPG_DROP_PEER_NOT_IN_SET, xdpg_lowest_bit(local | remote));
+}
+
+/* ---- parsing and fragments (sections 1-4) ---------------------------------- */
 
 /* A non-first fragment takes its first fragment's decision, if fresh. */
 static __always_inline struct xdpg_decision xdpg_frag_lookup(const struct xdpg_frag_key *key)
@@ -209,186 +466,147 @@ static __always_inline struct xdpg_decision xdpg_frag_lookup(const struct xdpg_f
 	return d;
 }
 
-static __always_inline void xdpg_frag_key_v4(struct xdpg_frag_key *key, const struct iphdr *iph,
+static __always_inline void xdpg_frag_key_v4(struct xdpg_frag_key *key, __u8 dir,
+					     const struct iphdr *iph,
 					     const struct xdpg_frag_info *fi)
 {
 	__builtin_memset(key, 0, sizeof(*key));
 	key->family = 4;
 	key->protocol = fi->protocol;
+	key->direction = dir;
 	key->id = fi->id;
 	__builtin_memcpy(key->saddr, &iph->saddr, 4);
 	__builtin_memcpy(key->daddr, &iph->daddr, 4);
 }
 
-static __always_inline void xdpg_frag_key_v6(struct xdpg_frag_key *key, const struct ipv6hdr *ip6,
+static __always_inline void xdpg_frag_key_v6(struct xdpg_frag_key *key, __u8 dir,
+					     const struct ipv6hdr *ip6,
 					     const struct xdpg_frag_info *fi)
 {
 	key->family = 6;
 	key->protocol = fi->protocol;
+	key->direction = dir;
 	key->pad = 0;
 	key->id = fi->id;
 	__builtin_memcpy(key->saddr, &ip6->saddr, 16);
 	__builtin_memcpy(key->daddr, &ip6->daddr, 16);
 }
 
-static __always_inline struct xdpg_decision xdpg_classify_v4(struct xdpg_cursor *c,
-							     struct xdpg_frag_record *rec)
+static __always_inline struct xdpg_decision xdpg_decide(struct xdpg_pkt *p,
+							const struct xdpg_cursor *c, __u8 dir)
 {
-	struct xdpg_lpm_v4_key lpm = { .prefixlen = 32 };
-	struct xdpg_frag_info fi;
-	struct xdpg_l3 l3;
-	struct iphdr *iph;
-	__u64 candidates, *members;
-	int reason;
+	int reason = xdpg_parse_l4(&p->l3, c->data_end, p->v6, &p->l4);
 
-	reason = xdpg_parse_ipv4(c, &l3, &fi);
 	if (reason)
 		return xdpg_drop(reason, XDPG_NO_RULE);
-	iph = l3.ip;
+	if (dir == XDPG_DIR_EGRESS)
+		return xdpg_egress_decide(p);
+	return xdpg_ingress_decide(p, c->data_end);
+}
+
+static __always_inline struct xdpg_decision xdpg_classify_v4(struct xdpg_cursor *c, __u8 dir,
+							     struct xdpg_frag_record *rec)
+{
+	struct xdpg_frag_info fi;
+	struct xdpg_pkt p;
+	struct iphdr *iph;
+	int reason;
+
+	reason = xdpg_parse_ipv4(c, &p.l3, &fi);
+	if (reason)
+		return xdpg_drop(reason, XDPG_NO_RULE);
+	iph = p.l3.ip;
 
 	if (fi.offset) {
 		/* RFC 1858: offset 1 could rewrite the TCP flags of the first fragment. */
 		if (fi.protocol == IPPROTO_TCP && fi.offset == 1)
 			return xdpg_drop(XDPG_DROP_MALFORMED, XDPG_NO_RULE);
-		xdpg_frag_key_v4(&rec->key, iph, &fi);
+		xdpg_frag_key_v4(&rec->key, dir, iph, &fi);
 		return xdpg_frag_lookup(&rec->key);
 	}
 	if (fi.more) {
-		xdpg_frag_key_v4(&rec->key, iph, &fi);
+		xdpg_frag_key_v4(&rec->key, dir, iph, &fi);
 		rec->record = 1;
 	}
-
-	reason = xdpg_candidates(&l3, c->data_end, 0, &candidates);
-	if (reason)
-		return xdpg_drop(reason, XDPG_NO_RULE);
-	if (!candidates)
-		return xdpg_drop(XDPG_DROP_NO_RULE, XDPG_NO_RULE);
-	__builtin_memcpy(lpm.addr, &iph->saddr, 4);
-	members = bpf_map_lookup_elem(&peers_v4, &lpm);
-	return xdpg_choose(candidates, members ? *members : 0);
+	p.v6 = 0;
+	p.saddr = (__u8 *)&iph->saddr;
+	p.daddr = (__u8 *)&iph->daddr;
+	return xdpg_decide(&p, c, dir);
 }
 
-static __always_inline struct xdpg_decision xdpg_classify_v6(struct xdpg_cursor *c,
+static __always_inline struct xdpg_decision xdpg_classify_v6(struct xdpg_cursor *c, __u8 dir,
 							     struct xdpg_frag_record *rec)
 {
-	struct xdpg_lpm_v6_key lpm = { .prefixlen = 128 };
-	struct xdpg_frag_info fi = {};
-	struct xdpg_l3 l3;
+	struct xdpg_v6_walk w;
+	struct xdpg_pkt p;
 	struct ipv6hdr *ip6;
-	__u64 candidates, *members;
-	int first_frag = 0, later_frag = 0;
-	__u8 *pos;
-	__u8 nh;
 	int reason;
 
-	reason = xdpg_parse_ipv6(c, &l3);
+	reason = xdpg_parse_ipv6(c, &p.l3);
 	if (reason)
 		return xdpg_drop(reason, XDPG_NO_RULE);
-	ip6 = l3.ip;
-	pos = l3.l4;
-	nh = l3.proto;
+	ip6 = p.l3.ip;
 
-#pragma unroll
-	for (int i = 0; i < XDPG_MAX_EXT_HDRS; i++) {
-		__u32 len = 8;
-
-		if (!xdpg_is_ext_hdr(nh))
-			break;
-		pos = xdpg_rebase(c->data, pos);
-		if (!pos || !xdpg_need_l3(pos, 8, c->data_end, l3.end))
-			goto malformed;
-		if (nh == IPPROTO_FRAGMENT) {
-			struct xdpg_frag_info f;
-
-			xdpg_parse_frag_hdr(pos, &f);
-			if (f.offset) {
-				fi = f;
-				later_frag = 1;
-				break;
-			}
-			/* The last first-fragment header names the datagram. */
-			if (f.more) {
-				fi = f;
-				first_frag = 1;
-			}
-		} else {
-			len = xdpg_ext_hdr_len(pos, nh, c->data_end, l3.end);
-			if (!len)
-				goto malformed;
+	reason = xdpg_walk_ipv6(c, &p.l3, &w);
+	if (reason) {
+		/* Recorded too when a first fragment header came before the bad one. */
+		if (w.first_frag) {
+			xdpg_frag_key_v6(&rec->key, dir, ip6, &w.frag);
+			rec->record = 1;
 		}
-		nh = pos[0];
-		pos += len;
+		return xdpg_drop(reason, XDPG_NO_RULE);
 	}
-
-	if (later_frag) {
+	if (w.later_frag) {
 		/* Non-first fragments never create or change entries. */
-		if (fi.protocol == IPPROTO_TCP && fi.offset == 1)
+		if (w.frag.protocol == IPPROTO_TCP && w.frag.offset == 1)
 			return xdpg_drop(XDPG_DROP_MALFORMED, XDPG_NO_RULE);
-		xdpg_frag_key_v6(&rec->key, ip6, &fi);
+		xdpg_frag_key_v6(&rec->key, dir, ip6, &w.frag);
 		return xdpg_frag_lookup(&rec->key);
 	}
-	if (first_frag) {
-		xdpg_frag_key_v6(&rec->key, ip6, &fi);
+	if (w.first_frag) {
+		xdpg_frag_key_v6(&rec->key, dir, ip6, &w.frag);
 		rec->record = 1;
 	}
-	if (xdpg_is_ext_hdr(nh))
+	if (xdpg_is_ext_hdr(p.l3.proto))
 		return xdpg_drop(XDPG_DROP_EXT_HDR_LIMIT, XDPG_NO_RULE);
-
-	l3.l4 = xdpg_rebase(c->data, pos);
-	if (!l3.l4)
-		return xdpg_drop(XDPG_DROP_MALFORMED, XDPG_NO_RULE);
-	l3.proto = nh;
-	reason = xdpg_candidates(&l3, c->data_end, 1, &candidates);
-	if (reason)
-		return xdpg_drop(reason, XDPG_NO_RULE);
-	if (!candidates)
-		return xdpg_drop(XDPG_DROP_NO_RULE, XDPG_NO_RULE);
-	__builtin_memcpy(lpm.addr, &ip6->saddr, 16);
-	members = bpf_map_lookup_elem(&peers_v6, &lpm);
-	return xdpg_choose(candidates, members ? *members : 0);
-
-malformed:
-	/* Recorded too when a first fragment header came before the bad one. */
-	if (first_frag) {
-		xdpg_frag_key_v6(&rec->key, ip6, &fi);
-		rec->record = 1;
-	}
-	return xdpg_drop(XDPG_DROP_MALFORMED, XDPG_NO_RULE);
+	p.v6 = 1;
+	p.saddr = (__u8 *)&ip6->saddr;
+	p.daddr = (__u8 *)&ip6->daddr;
+	return xdpg_decide(&p, c, dir);
 }
 
-static __always_inline struct xdpg_decision xdpg_classify(struct xdp_md *ctx,
+static __always_inline struct xdpg_decision xdpg_classify(struct xdpg_cursor *c, __u8 dir,
 							  struct xdpg_frag_record *rec)
 {
-	struct xdpg_cursor c = {
-		.data = (void *)(long)ctx->data,
-		.pos = (void *)(long)ctx->data,
-		.data_end = (void *)(long)ctx->data_end,
-	};
 	__u16 ethertype;
 	__u64 candidates;
 	int reason;
 
-	reason = xdpg_parse_eth(&c, &ethertype);
+	reason = xdpg_parse_eth(c, &ethertype);
 	if (reason)
 		return xdpg_drop(reason, XDPG_NO_RULE);
 	if (ethertype == ETH_P_IP)
-		return xdpg_classify_v4(&c, rec);
+		return xdpg_classify_v4(c, dir, rec);
 	if (ethertype == ETH_P_IPV6)
-		return xdpg_classify_v6(&c, rec);
+		return xdpg_classify_v6(c, dir, rec);
 
-	/* No source address: every ethertype rule's peers are "any". */
+	/* No address to match: every ethertype rule's peers are "any", and the
+	 * same slots serve both directions. */
 	candidates = xdpg_port_bits(XDPG_KIND_ETHERTYPE, ethertype);
 	if (candidates)
 		return xdpg_pass(xdpg_lowest_bit(candidates));
 	return xdpg_drop(XDPG_DROP_NO_RULE, XDPG_NO_RULE);
 }
 
-/* Section 6: exactly one pass counter or one reason counter per packet. */
-static __always_inline void xdpg_count(const struct xdpg_decision *d, __u64 len)
+/* ---- single exit (section 6) ----------------------------------------------- */
+
+/* Exactly one pass counter or one reason counter per packet. */
+static __always_inline void xdpg_count(const struct xdpg_decision *d, __u64 len, void *rule_map,
+				       void *reason_map)
 {
 	if (d->rule != XDPG_NO_RULE) {
 		__u32 rule = d->rule;
-		struct xdpg_rule_counters *rc = bpf_map_lookup_elem(&rule_counters, &rule);
+		struct xdpg_rule_counters *rc = bpf_map_lookup_elem(rule_map, &rule);
 
 		if (rc) {
 			if (d->verdict == XDP_PASS) {
@@ -402,7 +620,7 @@ static __always_inline void xdpg_count(const struct xdpg_decision *d, __u64 len)
 	}
 	if (d->verdict != XDP_PASS) {
 		__u32 reason = d->reason;
-		struct xdpg_reason_counters *cnt = bpf_map_lookup_elem(&reason_counters, &reason);
+		struct xdpg_reason_counters *cnt = bpf_map_lookup_elem(reason_map, &reason);
 
 		if (cnt) {
 			cnt->packets += 1;
@@ -411,26 +629,68 @@ static __always_inline void xdpg_count(const struct xdpg_decision *d, __u64 len)
 	}
 }
 
+static __always_inline void xdpg_frag_store(const struct xdpg_frag_record *rec,
+					    const struct xdpg_decision *d)
+{
+	struct xdpg_frag_value v = {
+		.seen_ns = bpf_ktime_get_ns(),
+		.rule = d->rule,
+		.verdict = d->verdict,
+		.reason = d->reason,
+		.pad = 0,
+	};
+
+	bpf_map_update_elem(&frags, &rec->key, &v, BPF_ANY);
+}
+
 SEC("xdp")
 int xdpguard_ingress(struct xdp_md *ctx)
 {
+	struct xdpg_cursor c = {
+		.data = (void *)(long)ctx->data,
+		.pos = (void *)(long)ctx->data,
+		.data_end = (void *)(long)ctx->data_end,
+	};
 	__u64 len = ctx->data_end - ctx->data;
 	struct xdpg_frag_record rec;
 	struct xdpg_decision d;
 
+	c.frame_len = len;
 	rec.record = 0;
-	d = xdpg_classify(ctx, &rec);
-	xdpg_count(&d, len);
-	if (rec.record) {
-		struct xdpg_frag_value v = {
-			.seen_ns = bpf_ktime_get_ns(),
-			.rule = d.rule,
-			.verdict = d.verdict,
-			.reason = d.reason,
-			.pad = 0,
-		};
-
-		bpf_map_update_elem(&frags, &rec.key, &v, BPF_ANY);
-	}
+	d = xdpg_classify(&c, XDPG_DIR_INGRESS, &rec);
+	xdpg_count(&d, len, &rule_counters, &reason_counters);
+	if (rec.record)
+		xdpg_frag_store(&rec, &d);
 	return d.verdict;
+}
+
+/* TC clsact egress (attached with bpf_tc_attach; no tcx, for 5.14). In
+ * track mode the decision is counted as if enforced, and the packet sent. */
+SEC("tc")
+int xdpguard_egress(struct __sk_buff *skb)
+{
+	struct xdpg_cursor c;
+	struct xdpg_frag_record rec;
+	struct xdpg_decision d;
+	__u32 len = skb->len;
+	__u32 want = len < XDPG_EGRESS_PULL ? len : XDPG_EGRESS_PULL;
+
+	if (egress_mode == XDPG_EGRESS_OFF)
+		return TC_ACT_OK;
+	/* Headers in paged data are not reachable by direct access; a failed
+	 * pull leaves them short and the packet malformed. */
+	if (skb->data_end - skb->data < want)
+		bpf_skb_pull_data(skb, want);
+	c.data = (void *)(long)skb->data;
+	c.pos = c.data;
+	c.data_end = (void *)(long)skb->data_end;
+	c.frame_len = len;
+	rec.record = 0;
+	d = xdpg_classify(&c, XDPG_DIR_EGRESS, &rec);
+	xdpg_count(&d, len, &egress_rule_counters, &egress_reason_counters);
+	if (rec.record)
+		xdpg_frag_store(&rec, &d);
+	if (d.verdict == XDP_PASS || egress_mode != XDPG_EGRESS_ENFORCE)
+		return TC_ACT_OK;
+	return TC_ACT_SHOT;
 }

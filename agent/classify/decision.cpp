@@ -6,7 +6,7 @@ namespace xdpguard {
 namespace {
 constexpr std::array<const char*, kDropReasonCount> kNames = {
     "none", "no_rule", "peer_not_in_set", "malformed", "fragment_orphan", "bad_tcp_flags",
-    "ext_hdr_limit"};
+    "ext_hdr_limit", "no_flow", "receive_only"};
 }  // namespace
 
 const char* drop_reason_name(DropReason r) {

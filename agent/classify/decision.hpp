@@ -20,6 +20,8 @@ enum class DropReason : uint8_t {
   FragmentOrphan = XDPG_DROP_FRAGMENT_ORPHAN,
   BadTcpFlags = XDPG_DROP_BAD_TCP_FLAGS,
   ExtHdrLimit = XDPG_DROP_EXT_HDR_LIMIT,
+  NoFlow = XDPG_DROP_NO_FLOW,
+  ReceiveOnly = XDPG_DROP_RECEIVE_ONLY,
 };
 inline constexpr int kDropReasonCount = XDPG_DROP_REASON_COUNT;
 

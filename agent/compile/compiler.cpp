@@ -35,16 +35,36 @@ void fill_port_table(const policy::RuleSet& rules, std::vector<uint64_t>& slots)
         set_ranges(XDPG_KIND_UDP_REMOTE, r.remote_ports);
         break;
       case Protocol::Icmp:
-        for (uint8_t t : r.icmp_types) slots[port_table_index(XDPG_KIND_ICMP, t)] |= bit;
+        for (uint8_t t : r.icmp_types) {
+          slots[port_table_index(XDPG_KIND_ICMP, t)] |= bit;
+          for (uint8_t o : icmp_out_types(4, t)) slots[port_table_index(XDPG_KIND_ICMP_OUT, o)] |= bit;
+        }
         break;
       case Protocol::Icmpv6:
-        for (uint8_t t : r.icmp_types) slots[port_table_index(XDPG_KIND_ICMPV6, t)] |= bit;
+        for (uint8_t t : r.icmp_types) {
+          slots[port_table_index(XDPG_KIND_ICMPV6, t)] |= bit;
+          for (uint8_t o : icmp_out_types(6, t))
+            slots[port_table_index(XDPG_KIND_ICMPV6_OUT, o)] |= bit;
+        }
         break;
       case Protocol::Ethertype:
         for (uint16_t e : r.ethertypes) slots[port_table_index(XDPG_KIND_ETHERTYPE, e)] |= bit;
         break;
     }
   }
+}
+
+std::array<uint64_t, XDPG_RULE_FLAG_COUNT> rule_flag_masks(const policy::RuleSet& rules) {
+  std::array<uint64_t, XDPG_RULE_FLAG_COUNT> masks{};
+  for (size_t i = 0; i < rules.rules.size(); ++i) {
+    const policy::Rule& r = *rules.rules[i].rule;
+    const uint64_t bit = 1ULL << i;
+    if (r.flow == policy::Flow::ReceiveOnly) masks[XDPG_RULE_RECEIVE_ONLY] |= bit;
+    if (r.flow == policy::Flow::SendOnly) masks[XDPG_RULE_SEND_ONLY] |= bit;
+    if (r.initiator != policy::Initiator::Remote) masks[XDPG_RULE_LOCAL_INIT] |= bit;
+    if (r.initiator != policy::Initiator::Local) masks[XDPG_RULE_REMOTE_INIT] |= bit;
+  }
+  return masks;
 }
 
 // One address family's prefixes, merged across sets, then folded so that each
@@ -88,6 +108,24 @@ std::vector<std::pair<Prefix, uint64_t>> folded_prefixes(const policy::RuleSet& 
 
 }  // namespace
 
+std::vector<uint8_t> icmp_out_types(int family, uint8_t type) {
+  if (family == 4) {
+    switch (type) {
+      case 0: return {8};    // echo reply in: the host pings
+      case 8: return {0};    // echo request in: the host answers
+      case 13: return {14};  // timestamp
+      case 14: return {13};
+      default: return {type};
+    }
+  }
+  switch (type) {
+    case 128: return {129};
+    case 129: return {128};
+    case 130: return {131, 132, 143};  // MLD query in: v1/v2 reports and done out
+    default: return {type};
+  }
+}
+
 CompiledPolicy compile(const policy::RuleSet& rules) {
   if (rules.rules.size() > XDPG_MAX_RULES)
     throw std::invalid_argument("more rules than the datapath holds; use policy::select_rules");
@@ -110,6 +148,8 @@ CompiledPolicy compile(const policy::RuleSet& rules) {
     std::memcpy(key.addr, prefix.address.data(), sizeof key.addr);
     out.peers_v6.emplace_back(key, mask);
   }
+
+  out.rule_flags = rule_flag_masks(rules);
 
   for (const auto& entry : rules.rules) {
     xdpg_rule_meta meta{};

@@ -13,7 +13,10 @@
  *   no candidates                                            -> drop NO_RULE
  * Two lookups and a count-trailing-zeros: the cost does not grow with the
  * number of rules. A bit position is a rule index, in policy order, so the
- * lowest bit is the first rule of the policy that matches.
+ * lowest bit is the first rule of the policy that matches. With flow tracking
+ * (egress_mode != off), a REMOTE-kind hit also needs a tracked flow, and the
+ * TC egress program (xdpguard_egress) decides outbound packets the same way
+ * on the destination; docs/datapath.md sections 5 and 8.
  *
  * Byte order: every address is in network order (as on the wire); ports,
  * ICMP types and ethertypes used as array indices are in host order.
@@ -25,7 +28,7 @@
 
 /* Bumped whenever a map below changes shape; pinned maps carry it in
  * xdpg_info so an agent never mixes generations. */
-#define XDPG_LAYOUT_VERSION 1
+#define XDPG_LAYOUT_VERSION 2
 
 /* A rule is one bit of a __u64 mask. */
 #define XDPG_MAX_RULES 64
@@ -44,8 +47,12 @@ enum xdpg_port_kind {
 	XDPG_KIND_UDP_REMOTE = 3, /* inbound UDP by source port */
 	XDPG_KIND_ICMP = 4,       /* ICMPv4 by type */
 	XDPG_KIND_ICMPV6 = 5,     /* ICMPv6 by type */
-	XDPG_KIND_ETHERTYPE = 6,  /* non-IP frames by (innermost) ethertype */
-	XDPG_KIND_COUNT = 7,
+	XDPG_KIND_ETHERTYPE = 6,  /* non-IP frames by (innermost) ethertype, both directions */
+	/* Egress only: ICMP types the host may send, by type; the compiler derives
+	 * them from the inbound types of icmp/icmpv6 rules (docs/datapath.md 9). */
+	XDPG_KIND_ICMP_OUT = 7,
+	XDPG_KIND_ICMPV6_OUT = 8,
+	XDPG_KIND_COUNT = 9,
 };
 #define XDPG_PORT_TABLE_ENTRIES (XDPG_KIND_COUNT << 16)
 
@@ -59,7 +66,18 @@ enum xdpg_drop_reason {
 	XDPG_DROP_FRAGMENT_ORPHAN = 4,   /* non-first fragment whose first fragment was not seen */
 	XDPG_DROP_BAD_TCP_FLAGS = 5,     /* SYN+FIN, SYN+RST, no flags, FIN+PSH+URG */
 	XDPG_DROP_EXT_HDR_LIMIT = 6,     /* IPv6 extension header chain longer than XDPG_MAX_EXT_HDRS */
-	XDPG_DROP_REASON_COUNT = 7,
+	XDPG_DROP_NO_FLOW = 7,           /* ingress: "reply" from a remote port with no tracked flow */
+	XDPG_DROP_RECEIVE_ONLY = 8,      /* egress: sent from a local port whose rules are receive-only */
+	XDPG_DROP_REASON_COUNT = 9,
+};
+/* reason_counters / rule_counters count ingress; egress_reason_counters /
+ * egress_rule_counters count egress with the same layout and reasons. */
+
+/* rodata egress_mode, read by both programs. */
+enum xdpg_egress_mode {
+	XDPG_EGRESS_OFF = 0,     /* no flow tracking; ingress admits REMOTE kinds statelessly */
+	XDPG_EGRESS_TRACK = 1,   /* egress records flows and counts, never drops */
+	XDPG_EGRESS_ENFORCE = 2, /* egress drops what no rule allows */
 };
 
 /* LPM trie keys: prefixlen first, as the kernel requires. */
@@ -95,7 +113,8 @@ struct xdpg_reason_counters {
 struct xdpg_frag_key {
 	__u8 family; /* 4 or 6 */
 	__u8 protocol;
-	__u16 pad;
+	__u8 direction; /* 0 ingress, 1 egress: each program sees its own datagrams */
+	__u8 pad;
 	__u32 id;        /* IPv4: 16-bit id zero-extended; IPv6: fragment header id (network order) */
 	__u8 saddr[16];  /* IPv4 uses the first 4 bytes, the rest zero */
 	__u8 daddr[16];
@@ -109,6 +128,56 @@ struct xdpg_frag_value {
 	__u16 pad;
 };
 #define XDPG_FRAG_ENTRIES 8192
+
+/* flows: LRU_HASH, shared by both programs (not per-CPU: a flow's egress
+ * and ingress packets may run on different CPUs). Keyed as the host sees the
+ * flow, whichever way the packet goes: egress keys it by (saddr, daddr,
+ * sport, dport), ingress by (daddr, saddr, dport, sport). Only flows the
+ * host opens under a rule whose initiator is local or both are recorded. */
+struct xdpg_flow_key {
+	__u8 family;        /* 4 or 6 */
+	__u8 protocol;      /* IPPROTO_TCP or IPPROTO_UDP */
+	__u16 local_port;   /* host order */
+	__u16 remote_port;  /* host order */
+	__u16 pad;          /* zero */
+	__u8 local_addr[16];  /* network order; IPv4 uses the first 4 bytes, the rest zero */
+	__u8 remote_addr[16];
+};
+
+/* tcp_state bits: any of them puts the flow on the closing timeout. */
+#define XDPG_FLOW_FIN_LOCAL 0x01  /* the host sent a FIN */
+#define XDPG_FLOW_FIN_REMOTE 0x02 /* the peer sent a FIN */
+#define XDPG_FLOW_RST 0x04        /* either side sent a RST */
+/* flags */
+#define XDPG_FLOW_REPLIED 0x01    /* at least one reply was admitted */
+
+struct xdpg_flow_value {
+	__u64 last_seen_ns; /* bpf_ktime_get_ns() of the last packet either way */
+	__u64 created_ns;   /* when egress recorded it */
+	__u32 rule;         /* rule index the flow was opened under */
+	__u8 tcp_state;     /* XDPG_FLOW_FIN_* / XDPG_FLOW_RST; 0 for UDP */
+	__u8 flags;         /* XDPG_FLOW_REPLIED */
+	__u16 pad;
+};
+#define XDPG_FLOW_ENTRIES 65536
+
+/* flow_counters: PERCPU_ARRAY[1]. LRU eviction has no hook on 5.14, so the
+ * agent derives it: evictions = inserts - entries in `flows` - entries the
+ * agent itself deleted. */
+struct xdpg_flow_counters {
+	__u64 inserts; /* new keys added to `flows` by egress */
+};
+
+/* rule_flags: ARRAY[XDPG_RULE_FLAG_COUNT] of __u64, written by the agent.
+ * Entry f is the mask of rules having property f: the datapath tests a
+ * candidate mask against it in one AND instead of walking rules. */
+enum xdpg_rule_flag {
+	XDPG_RULE_RECEIVE_ONLY = 0, /* flow receive-only: the host sends nothing from its local ports */
+	XDPG_RULE_SEND_ONLY = 1,    /* flow send-only (informational: initiator local already says it) */
+	XDPG_RULE_LOCAL_INIT = 2,   /* initiator local or both: its remote ports open flows */
+	XDPG_RULE_REMOTE_INIT = 3,  /* initiator remote or both: peers open flows to its local ports */
+	XDPG_RULE_FLAG_COUNT = 4,
+};
 
 /* rule_meta: ARRAY[XDPG_MAX_RULES], written by the agent only, so that
  * `xdpguard stats` can name rules from the pins alone. */
