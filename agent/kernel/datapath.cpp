@@ -112,6 +112,7 @@ Result<Datapath> Datapath::load(const compile::CompiledPolicy& policy,
   std::unique_ptr<gen::xdpguard, SkeletonDeleter> skel(gen::xdpguard__open());
   if (!skel) return errno_error(errno, "cannot open the xdpguard BPF object");
   skel->rodata->frag_timeout_ns = options.frag_timeout_ns;
+  skel->rodata->egress_mode = options.egress_mode;
   if (auto st = fit_max_entries(skel->maps.peers_v4, policy.peers_v4.size()); !st)
     return st.error();
   if (auto st = fit_max_entries(skel->maps.peers_v6, policy.peers_v6.size()); !st)

@@ -36,6 +36,9 @@ inline constexpr const char* kProgramName = "xdpguard_ingress";
 struct DatapathOptions {
   // Lifetime of a first fragment's recorded decision (docs/datapath.md 2.2).
   uint64_t frag_timeout_ns = 30'000'000'000ULL;
+  // Until the loader attaches the egress program, nothing records flows, so
+  // ingress must admit replies without them (docs/datapath.md, egress off).
+  uint8_t egress_mode = XDPG_EGRESS_OFF;
 };
 
 class Datapath {

@@ -1,0 +1,347 @@
+# Shared plumbing for the end-to-end tests: a server and a client network
+# namespace joined by a veth pair, servers started by PID inside the server
+# namespace, xdpguard run inside it, counter assertions, and a teardown that
+# removes exactly what this run created.
+#
+# Source it from a test script; then call e2e_setup. Needs root.
+#   XDPGUARD             the xdpguard binary (ctest sets it)
+#   XDPGUARD_SOURCE_DIR  the source tree (ctest sets it)
+#   E2E_KEEP=1           keep the work directory after the run
+set -euo pipefail
+
+# /usr/bin/python3 has scapy; python3 on PATH may be another interpreter.
+PY=/usr/bin/python3
+
+E2E_NAME=$(basename "${0%.sh}")
+E2E_SRC=${XDPGUARD_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+XDPGUARD=${XDPGUARD:-$E2E_SRC/build/agent/xdpguard}
+
+# Every name carries the test name (hashed, for the 15-byte interface limit)
+# and our PID, so concurrent runs never collide and leftovers are attributable.
+E2E_TAG=$(printf '%s' "$E2E_NAME" | cksum | awk '{printf "%04x", $1 % 65536}')
+SRV_NS="xdpg-${E2E_NAME#test_}-$$-srv"
+CLI_NS="xdpg-${E2E_NAME#test_}-$$-cli"
+SRV_IF="x${E2E_TAG}${$}s"
+CLI_IF="x${E2E_TAG}${$}c"
+E2E_NET=$(($$ % 250 + 1))
+SRV_IP4="10.200.${E2E_NET}.1"
+CLI_IP4="10.200.${E2E_NET}.2"
+SRV_IP6="fd00:200:${E2E_NET}::1"
+CLI_IP6="fd00:200:${E2E_NET}::2"
+# Fixed, locally administered MACs: crafted frames need them, and the
+# namespaces are private to this run.
+SRV_MAC="02:00:0a:c8:00:01"
+CLI_MAC="02:00:0a:c8:00:02"
+
+E2E_WORK=""
+E2E_PIDS=()
+E2E_ATTACHED=0
+E2E_PIN_DIR=""
+E2E_MADE_PIN_ROOT=0
+E2E_PHASE="setup"
+
+log() { printf '[%s] %s\n' "$E2E_NAME" "$*" >&2; }
+fail() {
+  printf '[%s] FAIL (%s): %s\n' "$E2E_NAME" "$E2E_PHASE" "$*" >&2
+  exit 1
+}
+phase() {
+  E2E_PHASE=$1
+  log "--- $1"
+}
+
+in_srv() { nsenter --net="/run/netns/$SRV_NS" "$@"; }
+in_cli() { nsenter --net="/run/netns/$CLI_NS" "$@"; }
+# xdpguard must run through nsenter, not `ip netns exec`: the latter mounts a
+# fresh /sys without bpffs, and the pins would vanish with it.
+xg() { in_srv "$XDPGUARD" "$@"; }
+
+e2e_cleanup() {
+  local rc=$?
+  set +e
+  trap - EXIT INT TERM
+  if ((E2E_ATTACHED)); then
+    xg detach --iface "$SRV_IF" >/dev/null 2>&1 || log "detach failed during cleanup"
+  fi
+  local i
+  for i in "${!E2E_PIDS[@]}"; do
+    kill "${E2E_PIDS[$i]}" 2>/dev/null
+  done
+  for i in "${!E2E_PIDS[@]}"; do
+    wait "${E2E_PIDS[$i]}" 2>/dev/null
+  done
+  if ((rc != 0)) && [[ -n $E2E_WORK && -d $E2E_WORK ]]; then
+    log "failed in phase '$E2E_PHASE' (exit $rc); logs follow"
+    local f
+    for f in "$E2E_WORK"/*.log; do
+      [[ -s $f ]] || continue
+      printf '===== %s =====\n' "$(basename "$f")" >&2
+      tail -n 60 "$f" >&2
+    done
+    if ((E2E_ATTACHED)) || [[ -n $E2E_PIN_DIR && -d $E2E_PIN_DIR ]]; then
+      printf '===== last stats =====\n' >&2
+      cat "$E2E_WORK/stats.last" 2>/dev/null >&2
+    fi
+  fi
+  # Deleting a namespace deletes its end of the veth, and with it the pair.
+  ip netns del "$SRV_NS" 2>/dev/null
+  ip netns del "$CLI_NS" 2>/dev/null
+  if [[ -n $E2E_PIN_DIR && -d $E2E_PIN_DIR ]]; then
+    rm -rf "$E2E_PIN_DIR"
+  fi
+  # The pin root is shared with other runs: remove it only if this run
+  # brought it into being and nobody else has pins there now.
+  if ((E2E_MADE_PIN_ROOT)); then rmdir /sys/fs/bpf/xdpguard 2>/dev/null; fi
+  if [[ -n $E2E_WORK && -d $E2E_WORK && ${E2E_KEEP:-0} != 1 ]]; then
+    rm -rf "$E2E_WORK"
+  fi
+  if ((rc == 0)); then log "PASS"; fi
+  exit "$rc"
+}
+
+e2e_setup() {
+  [[ $(id -u) == 0 ]] || fail "needs root"
+  [[ -x $XDPGUARD ]] || fail "xdpguard binary not found at $XDPGUARD (set XDPGUARD)"
+  mountpoint -q /sys/fs/bpf || fail "bpffs is not mounted at /sys/fs/bpf"
+  trap e2e_cleanup EXIT
+  trap 'exit 130' INT TERM
+  [[ -e /sys/fs/bpf/xdpguard ]] || E2E_MADE_PIN_ROOT=1
+  E2E_WORK=$(mktemp -d "/tmp/xdpguard-e2e.${E2E_NAME}.XXXXXX")
+
+  ip netns add "$SRV_NS"
+  ip netns add "$CLI_NS"
+  local ns
+  for ns in "$SRV_NS" "$CLI_NS"; do
+    # Quiet links: no router solicitations or DAD probes, so the only
+    # packets that hit the counters are the ones the test sends, plus ARP/NDP.
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.router_solicitations=0 \
+      net.ipv6.conf.default.accept_ra=0 net.ipv6.conf.default.accept_dad=0
+    ip -n "$ns" link set lo up
+  done
+  # Created directly inside the namespaces so they take those defaults.
+  ip link add "$SRV_IF" netns "$SRV_NS" address "$SRV_MAC" type veth \
+    peer name "$CLI_IF" netns "$CLI_NS" address "$CLI_MAC"
+  ip -n "$SRV_NS" addr add "$SRV_IP4/24" dev "$SRV_IF"
+  ip -n "$CLI_NS" addr add "$CLI_IP4/24" dev "$CLI_IF"
+  ip -n "$SRV_NS" addr add "$SRV_IP6/64" dev "$SRV_IF" nodad
+  ip -n "$CLI_NS" addr add "$CLI_IP6/64" dev "$CLI_IF" nodad
+  ip -n "$SRV_NS" link set "$SRV_IF" up
+  ip -n "$CLI_NS" link set "$CLI_IF" up
+  E2E_PIN_DIR="/sys/fs/bpf/xdpguard/${SRV_IF}@netns$(stat -L -c %i "/run/netns/$SRV_NS")"
+  wait_until 5 in_cli ping -c1 -W1 -q "$SRV_IP4" >/dev/null ||
+    fail "no IPv4 connectivity across the veth"
+  wait_until 5 in_cli ping -c1 -W1 -q "$SRV_IP6" >/dev/null ||
+    fail "no IPv6 connectivity across the veth"
+  log "lab: $SRV_NS/$SRV_IF ($SRV_IP4, $SRV_IP6) <-> $CLI_NS/$CLI_IF ($CLI_IP4, $CLI_IP6)"
+}
+
+# wait_until SECONDS CMD...: retry CMD every 0.2 s until it succeeds.
+wait_until() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.2
+  done
+}
+
+# start_server NAME CMD...: run CMD in the server namespace in the
+# background, output to $E2E_WORK/NAME.log; its PID goes to E2E_PIDS.
+start_server() {
+  local name=$1
+  shift
+  # nsenter execs CMD, so $! is the server's own PID.
+  nsenter --net="/run/netns/$SRV_NS" "$@" >"$E2E_WORK/$name.log" 2>&1 </dev/null &
+  E2E_PIDS+=("$!")
+}
+
+_listening() {  # proto port
+  [[ -n $(in_srv ss -Hln"${1:0:1}" "sport = :$2") ]]
+}
+wait_listen() {  # tcp|udp PORT
+  wait_until 10 _listening "$1" "$2" || fail "nothing listens on $1/$2 in $SRV_NS"
+}
+
+# expect_ok DESCRIPTION CMD... / expect_fail DESCRIPTION CMD...
+expect_ok() {
+  local what=$1
+  shift
+  if "$@" >>"$E2E_WORK/clients.log" 2>&1; then
+    log "ok: $what"
+  else
+    fail "$what: expected success, '$*' failed"
+  fi
+}
+expect_fail() {
+  local what=$1
+  shift
+  if "$@" >>"$E2E_WORK/clients.log" 2>&1; then
+    fail "$what: expected failure, '$*' succeeded"
+  else
+    log "ok: $what (blocked)"
+  fi
+}
+
+# ---- xdpguard -------------------------------------------------------------
+
+xg_attach() {  # extra attach args, e.g. --policy FILE
+  E2E_ATTACHED=1
+  xg attach --iface "$SRV_IF" --mode native "$@" >>"$E2E_WORK/xdpguard.log" 2>&1 ||
+    fail "xdpguard attach --iface $SRV_IF $* failed"
+  log "attached xdpguard to $SRV_IF ${*:-(default policy)}"
+}
+xg_detach() {
+  xg detach --iface "$SRV_IF" >>"$E2E_WORK/xdpguard.log" 2>&1 ||
+    fail "xdpguard detach --iface $SRV_IF failed"
+  E2E_ATTACHED=0
+  [[ ! -e $E2E_PIN_DIR ]] || fail "detach left $E2E_PIN_DIR behind"
+}
+
+# stats_snapshot FILE: the counters as JSON.
+stats_snapshot() {
+  xg stats --iface "$SRV_IF" --json >"$1" 2>>"$E2E_WORK/xdpguard.log" ||
+    fail "xdpguard stats --json failed"
+  cp "$1" "$E2E_WORK/stats.last"
+}
+
+# counter FILE KEY: one counter from a snapshot.
+#   KEY: rule:<id>:pass_packets | rule:<id>:drop_packets | reason:<name>:packets
+#        (and the *_bytes / bytes variants)
+counter() {
+  "$PY" - "$1" "$2" <<'EOF'
+import json, sys
+snap = json.load(open(sys.argv[1]))
+kind, name, field = sys.argv[2].split(":")
+if kind == "rule":
+    rows = [r for r in snap["rules"] if r["id"] == name]
+    if not rows:
+        sys.exit("no rule %r in stats (have: %s)" % (name, ", ".join(r["id"] for r in snap["rules"])))
+    print(rows[0][field])
+else:
+    rows = [r for r in snap["drop_reasons"] if r["reason"] == name]
+    if not rows:
+        sys.exit("no drop reason %r in stats" % name)
+    print(rows[0][field])
+EOF
+}
+
+# expect_delta BEFORE AFTER KEY OP N: counter(AFTER) - counter(BEFORE) OP N,
+# OP one of eq, ge.
+expect_delta() {
+  local before after d
+  before=$(counter "$1" "$3") || fail "reading $3"
+  after=$(counter "$2" "$3") || fail "reading $3"
+  d=$((after - before))
+  case $4 in
+    eq) ((d == $5)) || fail "$3 grew by $d, expected exactly $5" ;;
+    ge) ((d >= $5)) || fail "$3 grew by $d, expected at least $5" ;;
+    *) fail "expect_delta: bad operator $4" ;;
+  esac
+  log "ok: $3 +$d ($4 $5)"
+}
+
+# wait_quiet: wait until the counters stop moving (ARP/NDP/MLD chatter after
+# a link comes up), so exact deltas measure only what the test sends.
+wait_quiet() {
+  local a="$E2E_WORK/quiet.a" b="$E2E_WORK/quiet.b" i
+  stats_snapshot "$a"
+  for i in $(seq 1 20); do
+    sleep 1
+    stats_snapshot "$b"
+    if cmp -s "$a" "$b"; then return 0; fi
+    mv "$b" "$a"
+  done
+  fail "counters never settled"
+}
+
+# rule_for PACKET: the id of the rule `xdpguard explain` names for PACKET
+# (e.g. "tcp 10.0.0.2:40000 -> 10.0.0.1:443 flags S"), under the policy in
+# $E2E_POLICY (default: the embedded one). Its "rule:" line is "rule: INDEX ID ...".
+rule_for() {
+  local args=(explain --packet "$1") out id
+  [[ -z ${E2E_POLICY:-} ]] || args+=(--policy "$E2E_POLICY")
+  out=$("$XDPGUARD" "${args[@]}" 2>>"$E2E_WORK/xdpguard.log") ||
+    fail "xdpguard explain --packet '$1' failed"
+  id=$(awk '$1 == "rule:" { print $3; exit }' <<<"$out")
+  [[ -n $id ]] || fail "xdpguard explain names no rule for: $1"$'\n'"$out"
+  printf '%s\n' "$id"
+}
+
+# ---- crafted packets --------------------------------------------------------
+
+# send_frames COUNT PROTO SRC DST SPORT DPORT [TCPFLAGS]: COUNT crafted frames
+# from the client namespace, straight onto its veth (no kernel socket, so no
+# retransmissions: the counters must move by exactly COUNT).
+send_frames() {
+  in_cli "$PY" - "$CLI_IF" "$CLI_MAC" "$SRV_MAC" "$@" <<'EOF'
+import sys, logging
+logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
+from scapy.all import Ether, IP, IPv6, TCP, UDP, Raw, sendp
+iface, smac, dmac, count, proto, src, dst, sport, dport = sys.argv[1:10]
+flags = sys.argv[10] if len(sys.argv) > 10 else "S"
+l3 = IPv6(src=src, dst=dst) if ":" in dst else IP(src=src, dst=dst)
+if proto == "tcp":
+    l4 = TCP(sport=int(sport), dport=int(dport), flags=flags, seq=1000)
+else:
+    l4 = UDP(sport=int(sport), dport=int(dport)) / Raw(b"xdpguard-e2e")
+sendp([Ether(src=smac, dst=dmac) / l3 / l4] * int(count), iface=iface, verbose=False)
+EOF
+}
+
+# ---- servers (in the server namespace) and client probes ---------------------
+
+start_https() {  # openssl s_server on 443, IPv4 and IPv6, self-signed cert
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj /CN=xdpguard-e2e -keyout "$E2E_WORK/key.pem" -out "$E2E_WORK/cert.pem" 2>/dev/null
+  start_server https openssl s_server -accept 443 -www -quiet \
+    -cert "$E2E_WORK/cert.pem" -key "$E2E_WORK/key.pem"
+  wait_listen tcp 443
+}
+start_snmptrapd() {  # logs every v2c trap to $E2E_WORK/traps.log
+  # net-snmp keeps state in SNMP_PERSISTENT_DIR; keep it out of /var/lib.
+  export SNMP_PERSISTENT_DIR="$E2E_WORK/snmp"
+  start_server snmptrapd snmptrapd -f -C -m '' -c "$E2E_SRC/tests/e2e/snmptrapd.conf" \
+    -Lf "$E2E_WORK/traps.log" -p "$E2E_WORK/snmptrapd.pid" udp:162 udp6:162
+  wait_listen udp 162
+}
+# The banner listeners are one-way (-U): they never read the client's bytes,
+# so a request arriving after the banner process exits cannot break the reply.
+start_fake_ssh() {  # a banner on 22 stands in for sshd
+  start_server ssh socat -U TCP6-LISTEN:22,fork,reuseaddr,ipv6only=0 SYSTEM:'echo SSH-2.0-e2e'
+  wait_listen tcp 22
+}
+start_closed_listeners() {  # services the policy does not document
+  start_server tcp8080 socat -U TCP6-LISTEN:8080,fork,reuseaddr,ipv6only=0 SYSTEM:'echo open-8080'
+  start_server tcp3306 socat -U TCP6-LISTEN:3306,fork,reuseaddr,ipv6only=0 SYSTEM:'echo open-3306'
+  start_server udp9999 socat -u UDP6-RECV:9999,ipv6only=0 \
+    OPEN:"$E2E_WORK/udp9999.data",creat,append
+  wait_listen tcp 8080
+  wait_listen tcp 3306
+  wait_listen udp 9999
+}
+
+# Client probes from the client namespace; each fails when nothing answered.
+tcp_banner() {  # HOST PORT EXPECTED
+  local out
+  out=$(in_cli nc -w 2 "$1" "$2" </dev/null 2>&1) || true
+  [[ $out == *"$3"* ]]
+}
+https_get() { in_cli curl -ksS --max-time 3 -o /dev/null "https://$1/"; }
+# --http0.9: the stand-in listeners answer a bare line, not HTTP.
+http_get() { in_cli curl -sS --http0.9 --max-time 2 -o /dev/null "http://$1:$2/"; }
+udp_delivered() {  # HOST MARKER: send MARKER to UDP 9999, see if it arrived
+  printf '%s\n' "$2" | in_cli nc -u -w 1 "$1" 9999 >/dev/null 2>&1 || true
+  sleep 0.3
+  grep -q "$2" "$E2E_WORK/udp9999.data" 2>/dev/null
+}
+send_trap() {  # TARGET MARKER: a v2c trap, then look for it in the receiver's log
+  in_cli snmptrap -m '' -v 2c -c public "$1" '' \
+    1.3.6.1.4.1.8072.2.3.0.1 1.3.6.1.4.1.8072.2.3.2.1 s "$2" &&
+    wait_until 3 grep -q "$2" "$E2E_WORK/traps.log"
+}
+sip_call() {  # NAME: one INVITE/180/200/ACK/BYE call against a fresh sipp UAS
+  start_server "sipp-uas-$1" sipp -sn uas -i "$SRV_IP4" -p 5060 -m 1 -nostdin
+  wait_listen udp 5060
+  in_cli sipp -sn uac "$SRV_IP4:5060" -i "$CLI_IP4" -p 5061 -m 1 -nostdin \
+    -timeout 10s -timeout_error
+}
