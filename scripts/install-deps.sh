@@ -6,11 +6,13 @@ set -euo pipefail
 packages=(
   # build
   cmake g++ clang llvm pkg-config make
+  libclang-rt-14-dev  # libFuzzer and the sanitizer runtimes for clang (tests/fuzz)
   libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev
   libyaml-cpp-dev libcxxopts-dev libspdlog-dev libfmt-dev libgtest-dev
   # lab and tests: real clients and servers
   iproute2 nftables tcpdump curl openssl socat netcat-openbsd
   snmp snmpd snmptrapd sip-tester python3-scapy xdp-tools procps util-linux
+  iputils-ping
 )
 
 missing=()

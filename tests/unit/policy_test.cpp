@@ -719,6 +719,18 @@ TEST(PolicyPeerFiles, ErrorsPointIntoTheFile) {
   EXPECT_TRUE(has_error(parse(text + kRule, kDataDir), "t.yaml:11:11", "cannot read '" + kDataDir + "/missing.txt'"));
 }
 
+// Found while writing the fuzzer: a directory used to read as an empty set.
+TEST(PolicyPeerFiles, OnlyRegularFiles) {
+  for (const std::string name : {".", "/dev/null"}) {
+    std::string text = kHeader;
+    text.replace(text.find("rules:\n"), 7, "  admins:\n    file: " + name + "\nrules:\n");
+    const std::string path = name == "." ? kDataDir + "/." : name;
+    EXPECT_TRUE(has_error(parse(text + kRule, kDataDir), "t.yaml:11:11",
+                          "'" + path + "' is not a regular file"))
+        << name;
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Selecting the rules in force
 
