@@ -43,6 +43,7 @@ int run_check(int argc, char** argv);
 int run_attach(int argc, char** argv);
 int run_detach(int argc, char** argv);
 int run_stats(int argc, char** argv);
+int run_flows(int argc, char** argv);
 int run_explain(int argc, char** argv);
 
 }  // namespace xdpguard::cli

@@ -3,6 +3,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <algorithm>
 #include <cxxopts.hpp>
 #include <set>
 #include <variant>
@@ -90,6 +94,113 @@ std::string policy_label(const policy::Policy& p, const std::string& profile) {
                      profile.empty() ? "" : ", profile " + profile);
 }
 
+constexpr uint64_t kNsPerSecond = 1'000'000'000ULL;
+
+// The policy's settings as the datapath's rodata and flow table size.
+kernel::DatapathOptions datapath_options(const policy::Settings& s) {
+  kernel::DatapathOptions o;
+  switch (s.egress) {
+    case policy::EgressMode::Off: o.egress_mode = XDPG_EGRESS_OFF; break;
+    case policy::EgressMode::Track: o.egress_mode = XDPG_EGRESS_TRACK; break;
+    case policy::EgressMode::Enforce: o.egress_mode = XDPG_EGRESS_ENFORCE; break;
+  }
+  o.tcp_established_timeout_ns = s.tcp_established_timeout * kNsPerSecond;
+  o.tcp_closing_timeout_ns = s.tcp_closing_timeout * kNsPerSecond;
+  o.udp_timeout_ns = s.udp_timeout * kNsPerSecond;
+  o.frag_timeout_ns = s.fragment_timeout * kNsPerSecond;
+  o.flow_table_size = s.flow_table_size;
+  return o;
+}
+
+std::string settings_text(const char* egress, uint64_t tcp_established_s, uint64_t tcp_closing_s,
+                          uint64_t udp_s, uint64_t fragments_s) {
+  return fmt::format(
+      "egress {}; timeouts: tcp established {}s, tcp closing {}s, udp {}s, fragments {}s", egress,
+      tcp_established_s, tcp_closing_s, udp_s, fragments_s);
+}
+
+std::string settings_text(const kernel::DatapathSettings& s) {
+  return settings_text(kernel::egress_mode_name(s.egress_mode),
+                       s.tcp_established_timeout_ns / kNsPerSecond,
+                       s.tcp_closing_timeout_ns / kNsPerSecond, s.udp_timeout_ns / kNsPerSecond,
+                       s.frag_timeout_ns / kNsPerSecond);
+}
+
+std::string settings_json(const kernel::DatapathSettings& s) {
+  return fmt::format(
+      "{{\"egress\":{},\"timeouts\":{{\"tcp_established\":{},\"tcp_closing\":{},\"udp\":{},"
+      "\"fragments\":{}}}}}",
+      json_string(kernel::egress_mode_name(s.egress_mode)),
+      s.tcp_established_timeout_ns / kNsPerSecond, s.tcp_closing_timeout_ns / kNsPerSecond,
+      s.udp_timeout_ns / kNsPerSecond, s.frag_timeout_ns / kNsPerSecond);
+}
+
+std::string rules_json(const std::vector<kernel::RuleStats>& rules) {
+  std::string out = "[";
+  for (size_t i = 0; i < rules.size(); ++i) {
+    const auto& rs = rules[i];
+    out += fmt::format(
+        "{}{{\"index\":{},\"id\":{},\"row\":{},\"pass_packets\":{},\"pass_bytes\":{},"
+        "\"drop_packets\":{},\"drop_bytes\":{}}}",
+        i ? "," : "", rs.index, json_string(rs.id), json_string(rs.row), rs.counters.pass_packets,
+        rs.counters.pass_bytes, rs.counters.drop_packets, rs.counters.drop_bytes);
+  }
+  return out + "]";
+}
+
+std::string reasons_json(const std::vector<kernel::ReasonStats>& reasons) {
+  std::string out = "[";
+  for (size_t i = 0; i < reasons.size(); ++i) {
+    const auto& rs = reasons[i];
+    out += fmt::format("{}{{\"reason\":{},\"packets\":{},\"bytes\":{}}}", i ? "," : "",
+                       json_string(drop_reason_name(rs.reason)), rs.counters.packets,
+                       rs.counters.bytes);
+  }
+  return out + "]";
+}
+
+std::string rules_table(const std::vector<kernel::RuleStats>& rules) {
+  std::vector<std::vector<std::string>> t = {
+      {"#", "ID", "PASS PKTS", "PASS BYTES", "DROP PKTS", "DROP BYTES", "ROW"}};
+  for (const auto& rs : rules)
+    t.push_back({std::to_string(rs.index), rs.id, std::to_string(rs.counters.pass_packets),
+                 std::to_string(rs.counters.pass_bytes), std::to_string(rs.counters.drop_packets),
+                 std::to_string(rs.counters.drop_bytes), truncate(rs.row, 60)});
+  return format_table(t);
+}
+
+std::string reasons_table(const std::vector<kernel::ReasonStats>& reasons) {
+  std::vector<std::vector<std::string>> t = {{"DROP REASON", "PACKETS", "BYTES"}};
+  for (const auto& rs : reasons)
+    t.push_back({drop_reason_name(rs.reason), std::to_string(rs.counters.packets),
+                 std::to_string(rs.counters.bytes)});
+  return format_table(t);
+}
+
+std::string address(uint8_t family, const uint8_t* addr) {
+  char buf[INET6_ADDRSTRLEN] = "?";
+  inet_ntop(family == 6 ? AF_INET6 : AF_INET, addr, buf, sizeof(buf));
+  return buf;
+}
+
+std::string endpoint(uint8_t family, const uint8_t* addr, uint16_t port) {
+  return family == 6 ? fmt::format("[{}]:{}", address(family, addr), port)
+                     : fmt::format("{}:{}", address(family, addr), port);
+}
+
+std::vector<std::string> tcp_state_names(const xdpg_flow_key& k, const xdpg_flow_value& v) {
+  std::vector<std::string> out;
+  if (k.protocol != IPPROTO_TCP) return out;
+  if (v.tcp_state & XDPG_FLOW_FIN_LOCAL) out.emplace_back("fin_local");
+  if (v.tcp_state & XDPG_FLOW_FIN_REMOTE) out.emplace_back("fin_remote");
+  if (v.tcp_state & XDPG_FLOW_RST) out.emplace_back("rst");
+  return out;
+}
+
+std::string protocol_name(uint8_t protocol) {
+  return protocol == IPPROTO_TCP ? "tcp" : protocol == IPPROTO_UDP ? "udp" : std::to_string(protocol);
+}
+
 }  // namespace
 
 int run_check(int argc, char** argv) {
@@ -139,7 +250,13 @@ int run_check(int argc, char** argv) {
     excluded.insert(excluded.begin(), {"ID", "ROW"});
     fmt::print("{}", format_table(excluded));
   }
-  fmt::print("\ncompiled: {} port-table slots, {} IPv4 and {} IPv6 prefixes\n",
+  const auto& st = pol.settings;
+  fmt::print("\nsettings{}: {}; flow table {} entries\n",
+             st.where.line ? "" : " (defaults, no settings block)",
+             settings_text(policy::to_string(st.egress), st.tcp_established_timeout,
+                           st.tcp_closing_timeout, st.udp_timeout, st.fragment_timeout),
+             st.flow_table_size);
+  fmt::print("compiled: {} port-table slots, {} IPv4 and {} IPv6 prefixes\n",
              compiled.port_entries.size(), compiled.peers_v4.size(), compiled.peers_v6.size());
   return kExitOk;
 }
@@ -165,7 +282,8 @@ int run_attach(int argc, char** argv) {
   auto loaded = load_policy(r["policy"].as<std::string>(), r["profile"].as<std::string>());
   if (!loaded) return kExitError;
   print_warnings(*loaded);
-  auto dp = kernel::Datapath::load(compile::compile(loaded->rules));
+  const auto& settings = loaded->policy->settings;
+  auto dp = kernel::Datapath::load(compile::compile(loaded->rules), datapath_options(settings));
   if (!dp) {
     print_error(dp.error().message);
     return kExitError;
@@ -174,7 +292,8 @@ int run_attach(int argc, char** argv) {
     print_error(st.error().message);
     return kExitError;
   }
-  fmt::print("attached to {} ({} mode): policy {}, {} rules\n", *iface, kernel::to_string(*mode),
+  fmt::print("attached to {} ({} mode, egress {}): policy {}, {} rules\n", *iface,
+             kernel::to_string(*mode), policy::to_string(settings.egress),
              policy_label(*loaded->policy, loaded->rules.profile), loaded->rules.rules.size());
   return kExitOk;
 }
@@ -211,52 +330,112 @@ int run_stats(int argc, char** argv) {
   }
   const auto& s = *stats;
   std::string mode = s.attached_mode ? kernel::to_string(*s.attached_mode) : "not attached";
+  const auto& ft = s.flow_table;
 
   if (r.count("json")) {
     std::string out = "{";
-    out += fmt::format("\"interface\":{},\"pin_dir\":{},\"attached\":{},\"mode\":{},",
+    out += fmt::format("\"interface\":{},\"pin_dir\":{},\"attached\":{},\"mode\":{},"
+                       "\"egress_attached\":{},",
                        json_string(s.iface), json_string(s.pin_dir),
                        s.attached_mode ? "true" : "false",
-                       s.attached_mode ? json_string(mode) : "null");
+                       s.attached_mode ? json_string(mode) : "null",
+                       s.egress_attached ? "true" : "false");
     out += fmt::format("\"policy\":{{\"name\":{},\"profile\":{},\"hash\":\"{:016x}\"}},",
                        json_string(s.policy_name), json_string(s.profile), s.policy_hash);
-    out += "\"rules\":[";
-    for (size_t i = 0; i < s.rules.size(); ++i) {
-      const auto& rs = s.rules[i];
+    out += "\"settings\":" + settings_json(s.settings) + ",";
+    out += "\"rules\":" + rules_json(s.rules) + ",";
+    out += "\"drop_reasons\":" + reasons_json(s.reasons) + ",";
+    out += "\"egress_rules\":" + rules_json(s.egress_rules) + ",";
+    out += "\"egress_drop_reasons\":" + reasons_json(s.egress_reasons) + ",";
+    out += fmt::format(
+        "\"flow_table\":{{\"entries\":{},\"capacity\":{},\"inserts\":{},\"evictions\":{}}}",
+        ft.entries, ft.capacity, ft.inserts, ft.evictions);
+    out += "}\n";
+    fmt::print("{}", out);
+    return kExitOk;
+  }
+
+  fmt::print("xdpguard on {} (XDP {}, TC egress {}), policy {}{}, pins {}\n", s.iface, mode,
+             s.egress_attached ? "attached" : "not attached", s.policy_name,
+             s.profile.empty() ? "" : ", profile " + s.profile, s.pin_dir);
+  fmt::print("settings: {}\n\n", settings_text(s.settings));
+  fmt::print("Ingress (XDP):\n{}\n{}\n", rules_table(s.rules), reasons_table(s.reasons));
+  fmt::print("Egress (TC, {}):\n{}\n{}\n", kernel::egress_mode_name(s.settings.egress_mode),
+             rules_table(s.egress_rules), reasons_table(s.egress_reasons));
+  fmt::print("flow table: {} of {} entries, {} inserts, {} evictions\n", ft.entries, ft.capacity,
+             ft.inserts, ft.evictions);
+  return kExitOk;
+}
+
+int run_flows(int argc, char** argv) {
+  auto o = make_options("flows", "Flows the host opened, as the datapath tracks them.");
+  o.add_options()("iface", "interface", cxxopts::value<std::string>(), "IF")(
+      "json", "machine-readable output");
+  auto parsed = parse(o, argc, argv);
+  if (auto* code = std::get_if<int>(&parsed)) return *code;
+  auto& r = std::get<cxxopts::ParseResult>(parsed);
+  auto iface = required(r, o, "iface");
+  if (!iface) return kExitUsage;
+  auto table = kernel::read_flows(*iface);
+  if (!table) {
+    print_error(table.error().message);
+    return kExitError;
+  }
+  auto flows = std::move(table->flows);
+  // Most recently active first.
+  std::stable_sort(flows.begin(), flows.end(),
+                   [](const auto& a, const auto& b) { return a.idle_ns < b.idle_ns; });
+  auto seconds = [](uint64_t ns) { return ns / kNsPerSecond; };
+
+  if (r.count("json")) {
+    std::string out = fmt::format("{{\"interface\":{},\"settings\":{},\"capacity\":{},\"flows\":[",
+                                  json_string(*iface), settings_json(table->settings),
+                                  table->capacity);
+    for (size_t i = 0; i < flows.size(); ++i) {
+      const auto& f = flows[i];
+      std::string states;
+      for (const auto& n : tcp_state_names(f.key, f.value))
+        states += (states.empty() ? "" : ",") + json_string(n);
       out += fmt::format(
-          "{}{{\"index\":{},\"id\":{},\"row\":{},\"pass_packets\":{},\"pass_bytes\":{},"
-          "\"drop_packets\":{},\"drop_bytes\":{}}}",
-          i ? "," : "", rs.index, json_string(rs.id), json_string(rs.row),
-          rs.counters.pass_packets, rs.counters.pass_bytes, rs.counters.drop_packets,
-          rs.counters.drop_bytes);
-    }
-    out += "],\"drop_reasons\":[";
-    for (size_t i = 0; i < s.reasons.size(); ++i) {
-      const auto& rs = s.reasons[i];
-      out += fmt::format("{}{{\"reason\":{},\"packets\":{},\"bytes\":{}}}", i ? "," : "",
-                         json_string(drop_reason_name(rs.reason)), rs.counters.packets,
-                         rs.counters.bytes);
+          "{}{{\"protocol\":{},\"family\":{},\"local_addr\":{},\"local_port\":{},"
+          "\"remote_addr\":{},\"remote_port\":{},\"rule\":{},\"rule_id\":{},"
+          "\"age_seconds\":{},\"idle_seconds\":{},\"tcp_state\":[{}],\"replied\":{},"
+          "\"live\":{},\"timeout_seconds\":{}}}",
+          i ? "," : "", json_string(protocol_name(f.key.protocol)), f.key.family,
+          json_string(address(f.key.family, f.key.local_addr)), f.key.local_port,
+          json_string(address(f.key.family, f.key.remote_addr)), f.key.remote_port, f.value.rule,
+          json_string(f.rule_id), seconds(f.age_ns), seconds(f.idle_ns), states,
+          (f.value.flags & XDPG_FLOW_REPLIED) ? "true" : "false", f.live ? "true" : "false",
+          seconds(kernel::flow_timeout_ns(f.key, f.value, table->settings)));
     }
     out += "]}\n";
     fmt::print("{}", out);
     return kExitOk;
   }
 
-  fmt::print("xdpguard on {} ({}), policy {}{}, pins {}\n\n", s.iface, mode, s.policy_name,
-             s.profile.empty() ? "" : ", profile " + s.profile, s.pin_dir);
-  std::vector<std::vector<std::string>> rules = {
-      {"#", "ID", "PASS PKTS", "PASS BYTES", "DROP PKTS", "DROP BYTES", "ROW"}};
-  for (const auto& rs : s.rules)
-    rules.push_back({std::to_string(rs.index), rs.id, std::to_string(rs.counters.pass_packets),
-                     std::to_string(rs.counters.pass_bytes),
-                     std::to_string(rs.counters.drop_packets),
-                     std::to_string(rs.counters.drop_bytes), truncate(rs.row, 60)});
-  fmt::print("{}\n", format_table(rules));
-  std::vector<std::vector<std::string>> reasons = {{"DROP REASON", "PACKETS", "BYTES"}};
-  for (const auto& rs : s.reasons)
-    reasons.push_back({drop_reason_name(rs.reason), std::to_string(rs.counters.packets),
-                       std::to_string(rs.counters.bytes)});
-  fmt::print("{}", format_table(reasons));
+  size_t live = std::count_if(flows.begin(), flows.end(), [](const auto& f) { return f.live; });
+  fmt::print("{} flows on {} ({} live) of {} entries; {}\n", flows.size(), *iface, live,
+             table->capacity, settings_text(table->settings));
+  if (table->settings.egress_mode == XDPG_EGRESS_OFF)
+    fmt::print("egress is off: no flows are tracked, replies are admitted without them\n");
+  if (flows.empty()) return kExitOk;
+  std::vector<std::vector<std::string>> t = {
+      {"PROTO", "LOCAL", "REMOTE", "RULE", "AGE", "IDLE", "TCP", "REPLIED", "STATE"}};
+  for (const auto& f : flows) {
+    std::string tcp = "-";
+    if (f.key.protocol == IPPROTO_TCP) {
+      tcp.clear();
+      for (const auto& n : tcp_state_names(f.key, f.value)) tcp += (tcp.empty() ? "" : ",") + n;
+      if (tcp.empty()) tcp = "open";
+    }
+    t.push_back({protocol_name(f.key.protocol),
+                 endpoint(f.key.family, f.key.local_addr, f.key.local_port),
+                 endpoint(f.key.family, f.key.remote_addr, f.key.remote_port),
+                 f.rule_id.empty() ? "#" + std::to_string(f.value.rule) : f.rule_id,
+                 fmt::format("{}s", seconds(f.age_ns)), fmt::format("{}s", seconds(f.idle_ns)), tcp,
+                 (f.value.flags & XDPG_FLOW_REPLIED) ? "yes" : "no", f.live ? "live" : "expired"});
+  }
+  fmt::print("\n{}", format_table(t));
   return kExitOk;
 }
 

@@ -20,7 +20,9 @@ constexpr std::string_view kUsage =
     "  attach   --iface IF [--policy FILE] [--profile NAME] [--mode native|generic]\n"
     "                                                      load and attach the firewall\n"
     "  detach   --iface IF                                 detach and remove the pins\n"
-    "  stats    --iface IF [--json]                        counters per rule and drop reason\n"
+    "  stats    --iface IF [--json]                        counters per rule and drop reason,\n"
+    "                                                      both directions, flow table occupancy\n"
+    "  flows    --iface IF [--json]                        flows the host opened, as tracked\n"
     "  explain  [--policy FILE] [--profile NAME] --packet SPEC\n"
     "                                                      what the policy does with one packet\n"
     "\n"
@@ -63,12 +65,13 @@ int main(int argc, char** argv) {
   if (command == "attach") return run_attach(n, args.data());
   if (command == "detach") return run_detach(n, args.data());
   if (command == "stats") return run_stats(n, args.data());
+  if (command == "flows") return run_flows(n, args.data());
   if (command == "explain") return run_explain(n, args.data());
   if (command == "help") {
     fmt::print("{}", kUsage);
     return kExitOk;
   }
-  print_error(fmt::format("unknown command '{}' (try: check, attach, detach, stats, explain)",
+  print_error(fmt::format("unknown command '{}' (try: check, attach, detach, stats, flows, explain)",
                           command));
   return kExitUsage;
 }

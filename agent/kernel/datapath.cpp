@@ -26,6 +26,11 @@ bpf_map* skeleton_map(const gen::xdpguard* skel, MapId id) {
     case MapId::Frags: return skel->maps.frags;
     case MapId::RuleMeta: return skel->maps.rule_meta;
     case MapId::Info: return skel->maps.info;
+    case MapId::Flows: return skel->maps.flows;
+    case MapId::FlowCounters: return skel->maps.flow_counters;
+    case MapId::RuleFlags: return skel->maps.rule_flags;
+    case MapId::EgressRuleCounters: return skel->maps.egress_rule_counters;
+    case MapId::EgressReasonCounters: return skel->maps.egress_reason_counters;
   }
   return nullptr;
 }
@@ -75,6 +80,26 @@ Status fill_lpm(int fd, const std::vector<std::pair<Key, uint64_t>>& entries, co
   return {};
 }
 
+Status check_options(const DatapathOptions& o) {
+  if (o.egress_mode > XDPG_EGRESS_ENFORCE)
+    return plain_error("invalid egress mode " + std::to_string(o.egress_mode));
+  if (o.frag_timeout_ns == 0 || o.tcp_established_timeout_ns == 0 ||
+      o.tcp_closing_timeout_ns == 0 || o.udp_timeout_ns == 0)
+    return plain_error("datapath timeouts must be positive");
+  if (o.flow_table_size == 0) return plain_error("the flow table needs at least one entry");
+  return {};
+}
+
+// Deleting while iterating: always restart from the first key.
+template <typename Key>
+Status clear_hash(int fd, const char* name) {
+  Key key{};
+  while (bpf_map_get_next_key(fd, nullptr, &key) == 0)
+    if (int err = bpf_map_delete_elem(fd, &key); err && err != -ENOENT)
+      return errno_error(err, std::string("cannot clear ") + name);
+  return {};
+}
+
 }  // namespace
 
 const char* map_name(MapId id) {
@@ -87,6 +112,11 @@ const char* map_name(MapId id) {
     case MapId::Frags: return "frags";
     case MapId::RuleMeta: return "rule_meta";
     case MapId::Info: return "info";
+    case MapId::Flows: return "flows";
+    case MapId::FlowCounters: return "flow_counters";
+    case MapId::RuleFlags: return "rule_flags";
+    case MapId::EgressRuleCounters: return "egress_rule_counters";
+    case MapId::EgressReasonCounters: return "egress_reason_counters";
   }
   return "?";
 }
@@ -111,8 +141,14 @@ Result<Datapath> Datapath::load(const compile::CompiledPolicy& policy,
 
   std::unique_ptr<gen::xdpguard, SkeletonDeleter> skel(gen::xdpguard__open());
   if (!skel) return errno_error(errno, "cannot open the xdpguard BPF object");
+  if (auto st = check_options(options); !st) return st.error();
   skel->rodata->frag_timeout_ns = options.frag_timeout_ns;
   skel->rodata->egress_mode = options.egress_mode;
+  skel->rodata->tcp_established_timeout_ns = options.tcp_established_timeout_ns;
+  skel->rodata->tcp_closing_timeout_ns = options.tcp_closing_timeout_ns;
+  skel->rodata->udp_timeout_ns = options.udp_timeout_ns;
+  if (int err = bpf_map__set_max_entries(skel->maps.flows, options.flow_table_size); err)
+    return errno_error(err, "cannot size the flow table");
   if (auto st = fit_max_entries(skel->maps.peers_v4, policy.peers_v4.size()); !st)
     return st.error();
   if (auto st = fit_max_entries(skel->maps.peers_v6, policy.peers_v6.size()); !st)
@@ -132,9 +168,20 @@ Result<Datapath> Datapath::load(const compile::CompiledPolicy& policy,
                                       BPF_ANY);
         err)
       return errno_error(err, "cannot write rule_meta[" + std::to_string(i) + "]");
+  for (uint32_t f = 0; f < XDPG_RULE_FLAG_COUNT; ++f)
+    if (int err = bpf_map_update_elem(dp.map_fd(MapId::RuleFlags), &f, &policy.rule_flags[f],
+                                      BPF_ANY);
+        err)
+      return errno_error(err, "cannot write rule_flags[" + std::to_string(f) + "]");
   xdpg_info info = policy.info;
   info.layout_version = XDPG_LAYOUT_VERSION;
   info.rule_count = static_cast<uint32_t>(policy.rule_meta.size());
+  info.egress_mode = options.egress_mode;
+  info.flow_table_size = bpf_map__max_entries(dp.map(MapId::Flows));
+  info.tcp_established_timeout_ns = options.tcp_established_timeout_ns;
+  info.tcp_closing_timeout_ns = options.tcp_closing_timeout_ns;
+  info.udp_timeout_ns = options.udp_timeout_ns;
+  info.frag_timeout_ns = options.frag_timeout_ns;
   uint32_t zero = 0;
   if (int err = bpf_map_update_elem(dp.map_fd(MapId::Info), &zero, &info, BPF_ANY); err)
     return errno_error(err, "cannot write info");
@@ -145,20 +192,34 @@ Result<Datapath> Datapath::load(const compile::CompiledPolicy& policy,
 }
 
 int Datapath::prog_fd() const { return bpf_program__fd(skel_->progs.xdpguard_ingress); }
+int Datapath::egress_prog_fd() const { return bpf_program__fd(skel_->progs.xdpguard_egress); }
 int Datapath::map_fd(MapId id) const { return bpf_map__fd(map(id)); }
 bpf_program* Datapath::program() const { return skel_->progs.xdpguard_ingress; }
+bpf_program* Datapath::egress_program() const { return skel_->progs.xdpguard_egress; }
 bpf_map* Datapath::map(MapId id) const { return skeleton_map(skel_.get(), id); }
 
-Result<int> Datapath::test_run(std::span<const uint8_t> frame) const {
+namespace {
+Result<int> run_once(int prog_fd, std::span<const uint8_t> frame, const char* what) {
   bpf_test_run_opts opts{};
   opts.sz = sizeof(opts);
   opts.data_in = frame.data();
   opts.data_size_in = static_cast<uint32_t>(frame.size());
   opts.repeat = 1;
-  if (int err = bpf_prog_test_run_opts(prog_fd(), &opts); err)
-    return errno_error(err, "BPF_PROG_TEST_RUN failed on a " + std::to_string(frame.size()) +
-                                "-byte frame");
+  if (int err = bpf_prog_test_run_opts(prog_fd, &opts); err)
+    return errno_error(err, std::string("BPF_PROG_TEST_RUN of ") + what + " failed on a " +
+                                std::to_string(frame.size()) + "-byte frame");
   return static_cast<int>(opts.retval);
+}
+}  // namespace
+
+Result<int> Datapath::test_run(std::span<const uint8_t> frame) const {
+  return run_once(prog_fd(), frame, "the ingress program");
+}
+
+// The kernel builds an skb from the frame (eth_type_trans sets protocol), as
+// for a packet leaving through an Ethernet device.
+Result<int> Datapath::test_run_egress(std::span<const uint8_t> frame) const {
+  return run_once(egress_prog_fd(), frame, "the egress program");
 }
 
 Result<std::vector<xdpg_rule_counters>> Datapath::rule_counters() const {
@@ -169,16 +230,22 @@ Result<std::vector<xdpg_reason_counters>> Datapath::reason_counters() const {
   return read_reason_counters(map_fd(MapId::ReasonCounters));
 }
 
+Result<std::vector<xdpg_rule_counters>> Datapath::egress_rule_counters() const {
+  return read_rule_counters(map_fd(MapId::EgressRuleCounters));
+}
+
+Result<std::vector<xdpg_reason_counters>> Datapath::egress_reason_counters() const {
+  return read_reason_counters(map_fd(MapId::EgressReasonCounters));
+}
+
 Status Datapath::reset_state() const {
-  if (auto st = clear_rule_counters(map_fd(MapId::RuleCounters)); !st) return st;
-  if (auto st = clear_reason_counters(map_fd(MapId::ReasonCounters)); !st) return st;
-  // Deleting while iterating: always restart from the first key.
-  int fd = map_fd(MapId::Frags);
-  xdpg_frag_key key{};
-  while (bpf_map_get_next_key(fd, nullptr, &key) == 0)
-    if (int err = bpf_map_delete_elem(fd, &key); err)
-      return errno_error(err, "cannot clear frags");
-  return {};
+  for (MapId id : {MapId::RuleCounters, MapId::EgressRuleCounters})
+    if (auto st = clear_rule_counters(map_fd(id)); !st) return st;
+  for (MapId id : {MapId::ReasonCounters, MapId::EgressReasonCounters})
+    if (auto st = clear_reason_counters(map_fd(id)); !st) return st;
+  if (auto st = clear_flow_counters(map_fd(MapId::FlowCounters)); !st) return st;
+  if (auto st = clear_hash<xdpg_frag_key>(map_fd(MapId::Frags), "frags"); !st) return st;
+  return clear_hash<xdpg_flow_key>(map_fd(MapId::Flows), "flows");
 }
 
 }  // namespace xdpguard::kernel

@@ -1,7 +1,7 @@
-// The XDP program and its maps, loaded into the kernel and filled from a
-// compiled policy, not yet attached anywhere. Attaching and pinning is
-// kernel/pins.hpp; BPF_PROG_TEST_RUN works on an unattached Datapath, which is
-// what the BPF tests use.
+// The XDP ingress and TC egress programs and their maps, loaded into the
+// kernel and filled from a compiled policy, not yet attached anywhere.
+// Attaching and pinning is kernel/pins.hpp; BPF_PROG_TEST_RUN works on an
+// unattached Datapath, which is what the BPF tests use.
 #pragma once
 
 #include <array>
@@ -23,22 +23,34 @@ namespace gen {
 struct xdpguard;  // the bpftool skeleton (kernel/skeleton.hpp)
 }
 
-enum class MapId { PortTable, PeersV4, PeersV6, RuleCounters, ReasonCounters, Frags, RuleMeta, Info };
-inline constexpr std::array kAllMaps = {MapId::PortTable,    MapId::PeersV4,
-                                        MapId::PeersV6,      MapId::RuleCounters,
-                                        MapId::ReasonCounters, MapId::Frags,
-                                        MapId::RuleMeta,     MapId::Info};
+enum class MapId {
+  PortTable, PeersV4, PeersV6, RuleCounters, ReasonCounters, Frags, RuleMeta, Info,
+  Flows, FlowCounters, RuleFlags, EgressRuleCounters, EgressReasonCounters,
+};
+inline constexpr std::array kAllMaps = {
+    MapId::PortTable,   MapId::PeersV4,      MapId::PeersV6,   MapId::RuleCounters,
+    MapId::ReasonCounters, MapId::Frags,     MapId::RuleMeta,  MapId::Info,
+    MapId::Flows,       MapId::FlowCounters, MapId::RuleFlags, MapId::EgressRuleCounters,
+    MapId::EgressReasonCounters};
 // The map's name in the object, also its pin file name.
 const char* map_name(MapId);
-// Pin file name of the program.
+// Pin file names of the programs (their names in the object).
 inline constexpr const char* kProgramName = "xdpguard_ingress";
+inline constexpr const char* kEgressProgramName = "xdpguard_egress";
 
+// Defaults are the BPF object's rodata defaults (bpf/xdpguard.bpf.c).
 struct DatapathOptions {
   // Lifetime of a first fragment's recorded decision (docs/datapath.md 2.2).
   uint64_t frag_timeout_ns = 30'000'000'000ULL;
-  // Until the loader attaches the egress program, nothing records flows, so
-  // ingress must admit replies without them (docs/datapath.md, egress off).
-  uint8_t egress_mode = XDPG_EGRESS_OFF;
+  // enum xdpg_egress_mode. With OFF nothing records flows and ingress admits
+  // replies statelessly; the policy default is ENFORCE.
+  uint8_t egress_mode = XDPG_EGRESS_ENFORCE;
+  // Flow lifetimes since the last packet either way (docs/datapath.md 8.4).
+  uint64_t tcp_established_timeout_ns = 3'600'000'000'000ULL;
+  uint64_t tcp_closing_timeout_ns = 30'000'000'000ULL;
+  uint64_t udp_timeout_ns = 60'000'000'000ULL;
+  // max_entries of the flows LRU map, set before load.
+  uint32_t flow_table_size = XDPG_FLOW_ENTRIES;
 };
 
 class Datapath {
@@ -54,9 +66,11 @@ class Datapath {
   Datapath& operator=(const Datapath&) = delete;
   ~Datapath();
 
-  int prog_fd() const;
+  int prog_fd() const;         // XDP ingress
+  int egress_prog_fd() const;  // TC egress
   int map_fd(MapId) const;
   bpf_program* program() const;
+  bpf_program* egress_program() const;
   bpf_map* map(MapId) const;
   gen::xdpguard* skeleton() const { return skel_.get(); }
 
@@ -65,10 +79,18 @@ class Datapath {
   // a real packet.
   Result<int> test_run(std::span<const uint8_t> frame) const;
 
+  // Runs the TC egress program once on `frame` (an Ethernet frame); returns
+  // the TC action (TC_ACT_OK or TC_ACT_SHOT). Flows, counters and frags are
+  // updated as for a real packet.
+  Result<int> test_run_egress(std::span<const uint8_t> frame) const;
+
   // Summed over CPUs; XDPG_MAX_RULES and XDPG_DROP_REASON_COUNT entries.
   Result<std::vector<xdpg_rule_counters>> rule_counters() const;
   Result<std::vector<xdpg_reason_counters>> reason_counters() const;
-  // Zero the counters and forget recorded fragments, between test cases.
+  Result<std::vector<xdpg_rule_counters>> egress_rule_counters() const;
+  Result<std::vector<xdpg_reason_counters>> egress_reason_counters() const;
+  // Zero every counter (both directions, flow_counters) and forget recorded
+  // fragments and flows, between test cases.
   Status reset_state() const;
 
  private:

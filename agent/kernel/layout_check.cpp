@@ -16,7 +16,19 @@ static_assert(offsetof(xdpg_frag_key, id) == 4 && offsetof(xdpg_frag_key, saddr)
 static_assert(sizeof(xdpg_frag_value) == 16);
 static_assert(offsetof(xdpg_frag_value, rule) == 8 && offsetof(xdpg_frag_value, verdict) == 12);
 static_assert(sizeof(xdpg_rule_meta) == XDPG_RULE_ID_LEN + XDPG_RULE_ROW_LEN);
-static_assert(sizeof(xdpg_info) == 112);
+static_assert(sizeof(xdpg_flow_key) == 40);
+static_assert(offsetof(xdpg_flow_key, local_port) == 2 &&
+              offsetof(xdpg_flow_key, remote_port) == 4 && offsetof(xdpg_flow_key, pad) == 6 &&
+              offsetof(xdpg_flow_key, local_addr) == 8 && offsetof(xdpg_flow_key, remote_addr) == 24);
+static_assert(sizeof(xdpg_flow_value) == 24);
+static_assert(offsetof(xdpg_flow_value, created_ns) == 8 && offsetof(xdpg_flow_value, rule) == 16 &&
+              offsetof(xdpg_flow_value, tcp_state) == 20 && offsetof(xdpg_flow_value, flags) == 21);
+static_assert(sizeof(xdpg_flow_counters) == 8);
+static_assert(XDPG_RULE_FLAG_COUNT == 4);
+static_assert(sizeof(xdpg_info) == 152);
 static_assert(offsetof(xdpg_info, policy_hash) == 8 && offsetof(xdpg_info, policy_name) == 16 &&
-              offsetof(xdpg_info, profile) == 80);
+              offsetof(xdpg_info, profile) == 80 && offsetof(xdpg_info, egress_mode) == 112 &&
+              offsetof(xdpg_info, flow_table_size) == 116 &&
+              offsetof(xdpg_info, tcp_established_timeout_ns) == 120 &&
+              offsetof(xdpg_info, frag_timeout_ns) == 144);
 static_assert(XDPG_MAX_RULES == 64, "a rule is one bit of a __u64 mask");

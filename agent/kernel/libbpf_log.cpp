@@ -10,8 +10,11 @@
 namespace xdpguard::kernel {
 namespace {
 
+thread_local int quiet_depth = 0;
+
 int print_to_spdlog(enum libbpf_print_level level, const char* format, va_list args) {
-  auto spd_level = level == LIBBPF_WARN ? spdlog::level::warn : spdlog::level::debug;
+  auto spd_level =
+      level == LIBBPF_WARN && quiet_depth == 0 ? spdlog::level::warn : spdlog::level::debug;
   if (!spdlog::should_log(spd_level)) return 0;
   va_list copy;
   va_copy(copy, args);
@@ -29,5 +32,8 @@ int print_to_spdlog(enum libbpf_print_level level, const char* format, va_list a
 }  // namespace
 
 void route_libbpf_to_spdlog() { libbpf_set_print(print_to_spdlog); }
+
+QuietLibbpf::QuietLibbpf() { ++quiet_depth; }
+QuietLibbpf::~QuietLibbpf() { --quiet_depth; }
 
 }  // namespace xdpguard::kernel

@@ -7,4 +7,14 @@ namespace xdpguard::kernel {
 // Idempotent; call once before opening any BPF object.
 void route_libbpf_to_spdlog();
 
+// While alive, this thread's libbpf warnings are logged at debug level: for
+// calls whose failure is an expected answer (a query finding no qdisc).
+class QuietLibbpf {
+ public:
+  QuietLibbpf();
+  ~QuietLibbpf();
+  QuietLibbpf(const QuietLibbpf&) = delete;
+  QuietLibbpf& operator=(const QuietLibbpf&) = delete;
+};
+
 }  // namespace xdpguard::kernel

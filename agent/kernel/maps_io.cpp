@@ -57,6 +57,16 @@ Status clear_reason_counters(int map_fd) {
   return clear_percpu<xdpg_reason_counters>(map_fd, XDPG_DROP_REASON_COUNT, "reason_counters");
 }
 
+Result<xdpg_flow_counters> read_flow_counters(int map_fd) {
+  auto v = read_percpu<xdpg_flow_counters>(map_fd, 1, "flow_counters");
+  if (!v) return v.error();
+  return (*v)[0];
+}
+
+Status clear_flow_counters(int map_fd) {
+  return clear_percpu<xdpg_flow_counters>(map_fd, 1, "flow_counters");
+}
+
 Result<xdpg_info> read_info(int map_fd) {
   xdpg_info info{};
   uint32_t key = 0;

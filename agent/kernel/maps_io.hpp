@@ -18,6 +18,9 @@ Result<std::vector<xdpg_reason_counters>> read_reason_counters(int map_fd);
 // Zero every CPU's slot of every entry.
 Status clear_rule_counters(int map_fd);
 Status clear_reason_counters(int map_fd);
+// flow_counters: one entry, summed over CPUs.
+Result<xdpg_flow_counters> read_flow_counters(int map_fd);
+Status clear_flow_counters(int map_fd);
 
 Result<xdpg_info> read_info(int map_fd);
 // Entries [0, count) of rule_meta.

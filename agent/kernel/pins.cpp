@@ -4,15 +4,19 @@
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
+#include <functional>
 
 #include "kernel/fd.hpp"
+#include "kernel/libbpf_log.hpp"
 #include "kernel/maps_io.hpp"
 #include "kernel/probe.hpp"
 
@@ -72,9 +76,46 @@ Result<XdpState> query_xdp(int ifindex, const std::string& iface) {
   return XdpState{opts.drv_prog_id, opts.skb_prog_id, opts.hw_prog_id};
 }
 
-// The program pinned in `dir`, if any.
-Fd open_pinned_prog(const std::string& dir) {
-  return Fd(bpf_obj_get((dir + "/" + kProgramName).c_str()));
+// The program pinned in `dir` under `name`, if any.
+Fd open_pinned_prog(const std::string& dir, const char* name = kProgramName) {
+  return Fd(bpf_obj_get((dir + "/" + name).c_str()));
+}
+
+bpf_tc_hook egress_hook(int ifindex) {
+  bpf_tc_hook hook{};
+  hook.sz = sizeof(hook);
+  hook.ifindex = ifindex;
+  hook.attach_point = BPF_TC_EGRESS;
+  return hook;
+}
+
+bpf_tc_opts our_filter(int prog_fd = 0) {
+  bpf_tc_opts opts{};
+  opts.sz = sizeof(opts);
+  opts.handle = kTcHandle;
+  opts.priority = kTcPriority;
+  opts.prog_fd = prog_fd;
+  return opts;
+}
+
+// Id of the program in the egress filter at our handle and priority; 0 if
+// there is none (no clsact qdisc, or no such filter).
+Result<uint32_t> query_tc(int ifindex, const std::string& iface) {
+  bpf_tc_hook hook = egress_hook(ifindex);
+  bpf_tc_opts opts = our_filter();
+  QuietLibbpf quiet;
+  int err = bpf_tc_query(&hook, &opts);
+  if (err == -ENOENT || err == -EINVAL) return 0u;  // EINVAL: no clsact qdisc
+  if (err) return errno_error(err, "cannot query TC egress filters on " + iface);
+  return opts.prog_id;
+}
+
+Status detach_tc(int ifindex, const std::string& iface) {
+  bpf_tc_hook hook = egress_hook(ifindex);
+  bpf_tc_opts opts = our_filter();
+  if (int err = bpf_tc_detach(&hook, &opts); err && err != -ENOENT)
+    return errno_error(err, "cannot remove the TC egress filter from " + iface);
+  return {};
 }
 
 Status remove_pin_dir(const std::string& dir) {
@@ -84,7 +125,8 @@ Status remove_pin_dir(const std::string& dir) {
   return {};
 }
 
-// Undoes a partial attach unless dismissed.
+// Undoes a partial attach unless dismissed: attachments first (newest
+// first), then pins, then the directory.
 class AttachUndo {
  public:
   explicit AttachUndo(std::string dir) : dir_(std::move(dir)) {}
@@ -92,6 +134,7 @@ class AttachUndo {
   AttachUndo& operator=(const AttachUndo&) = delete;
   ~AttachUndo() {
     if (done_) return;
+    for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) (*it)();
     for (auto it = pins_.rbegin(); it != pins_.rend(); ++it)
       if (::unlink(it->c_str()) != 0)
         spdlog::warn("rollback: cannot remove pin {}: {}", *it, std::strerror(errno));
@@ -100,10 +143,12 @@ class AttachUndo {
   }
   void dir_created() { dir_created_ = true; }
   void pinned(std::string path) { pins_.push_back(std::move(path)); }
+  void then_undo(std::function<void()> step) { steps_.push_back(std::move(step)); }
   void dismiss() { done_ = true; }
 
  private:
   std::string dir_;
+  std::vector<std::function<void()>> steps_;
   bool dir_created_ = false;
   std::vector<std::string> pins_;
   bool done_ = false;
@@ -111,6 +156,12 @@ class AttachUndo {
 
 Fd open_pinned_map(const std::string& dir, MapId id) {
   return Fd(bpf_obj_get((dir + "/" + map_name(id)).c_str()));
+}
+
+std::string fmt_tc_owner(const std::string& iface, uint32_t prog_id) {
+  return "another program (id " + std::to_string(prog_id) +
+         ") holds xdpguard's TC egress handle and priority on " + iface +
+         "; xdpguard does not replace it";
 }
 
 }  // namespace
@@ -146,15 +197,26 @@ Status attach(const Datapath& datapath, const std::string& iface, XdpMode mode,
 
   auto state = query_xdp(*ifindex, iface);
   if (!state) return state.error();
+  auto tc = query_tc(*ifindex, iface);
+  if (!tc) return tc.error();
   Fd pinned = open_pinned_prog(*dir);
+  Fd pinned_egress = open_pinned_prog(*dir, kEgressProgramName);
+  auto is_pinned = [](const Fd& fd, uint32_t id) {
+    if (!fd.valid()) return false;
+    auto ours = prog_id_of(fd.get());
+    return ours && *ours == id;
+  };
   if (uint32_t current = state->any(); current != 0) {
-    if (pinned.valid()) {
-      auto ours = prog_id_of(pinned.get());
-      if (ours && *ours == current)
-        return plain_error("xdpguard is already attached to " + iface + "; detach first");
-    }
+    if (is_pinned(pinned, current))
+      return plain_error("xdpguard is already attached to " + iface + "; detach first");
     return plain_error("another XDP program (id " + std::to_string(current) +
                        ") is attached to " + iface + "; xdpguard does not replace it");
+  }
+  if (*tc != 0) {
+    if (is_pinned(pinned_egress, *tc))
+      return plain_error("xdpguard's egress filter is still on " + iface +
+                         " (a half-finished attach?); detach first");
+    return plain_error(fmt_tc_owner(iface, *tc));
   }
   std::error_code ec;
   if (fs::exists(*dir, ec)) {
@@ -175,16 +237,20 @@ Status attach(const Datapath& datapath, const std::string& iface, XdpMode mode,
       return errno_error(err, "cannot pin map at " + path);
     undo.pinned(path);
   }
-  std::string prog_path = *dir + "/" + kProgramName;
-  if (int err = bpf_obj_pin(datapath.prog_fd(), prog_path.c_str()); err)
-    return errno_error(err, "cannot pin program at " + prog_path);
-  undo.pinned(prog_path);
+  for (auto [fd, name] : {std::pair{datapath.prog_fd(), kProgramName},
+                          {datapath.egress_prog_fd(), kEgressProgramName}}) {
+    std::string path = *dir + "/" + name;
+    if (int err = bpf_obj_pin(fd, path.c_str()); err)
+      return errno_error(err, "cannot pin program at " + path);
+    undo.pinned(path);
+  }
 
   // UPDATE_IF_NOEXIST: the kernel itself refuses to replace a program that
   // appeared since the query above.
-  uint32_t flags = XDP_FLAGS_UPDATE_IF_NOEXIST |
-                   (mode == XdpMode::Native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE);
-  if (int err = bpf_xdp_attach(*ifindex, datapath.prog_fd(), flags, nullptr); err) {
+  uint32_t mode_flag = mode == XdpMode::Native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
+  if (int err = bpf_xdp_attach(*ifindex, datapath.prog_fd(),
+                               XDP_FLAGS_UPDATE_IF_NOEXIST | mode_flag, nullptr);
+      err) {
     std::string what = std::string("cannot attach in ") + to_string(mode) + " mode to " + iface;
     if (err == -EBUSY || err == -EEXIST)
       what += " (another XDP program is attached)";
@@ -192,8 +258,42 @@ Status attach(const Datapath& datapath, const std::string& iface, XdpMode mode,
       what += " (the driver may lack native XDP; try --mode generic)";
     return errno_error(err, what);
   }
+  undo.then_undo([ifindex = *ifindex, mode_flag, fd = datapath.prog_fd(), iface] {
+    bpf_xdp_attach_opts opts{};
+    opts.sz = sizeof(opts);
+    opts.old_prog_fd = fd;
+    if (int err = bpf_xdp_detach(ifindex, mode_flag, &opts); err)
+      spdlog::warn("rollback: cannot detach XDP from {}: {}", iface, std::strerror(-err));
+  });
+
+  // The egress program goes into a clsact qdisc through netlink (not tcx,
+  // which 5.14 lacks). An existing clsact qdisc is shared, never replaced.
+  bpf_tc_hook hook = egress_hook(*ifindex);
+  int err = [&] {
+    QuietLibbpf quiet;  // EEXIST, the usual answer, is logged as a warning
+    return bpf_tc_hook_create(&hook);
+  }();
+  bool created_qdisc = err == 0;
+  if (err && err != -EEXIST)
+    return errno_error(err, "cannot add a clsact qdisc to " + iface);
+  if (created_qdisc)
+    undo.then_undo([ifindex = *ifindex, iface] {
+      // Only the qdisc this call created, which holds no filter but ours.
+      bpf_tc_hook h = egress_hook(ifindex);
+      h.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+      if (int e = bpf_tc_hook_destroy(&h); e)
+        spdlog::warn("rollback: cannot remove the clsact qdisc of {}: {}", iface,
+                     std::strerror(-e));
+    });
+  bpf_tc_opts opts = our_filter(datapath.egress_prog_fd());
+  if (err = bpf_tc_attach(&hook, &opts); err) {
+    std::string what = "cannot attach the egress program to " + iface;
+    if (err == -EEXIST) what += " (a TC filter already uses xdpguard's handle and priority)";
+    return errno_error(err, what);
+  }
   undo.dismiss();
-  spdlog::debug("attached to {} ({} mode), pins in {}", iface, to_string(mode), *dir);
+  spdlog::debug("attached to {} (XDP {} mode, TC egress handle {:#x} priority {}), pins in {}",
+                iface, to_string(mode), kTcHandle, kTcPriority, *dir);
   return {};
 }
 
@@ -210,57 +310,87 @@ Status detach(const std::string& iface, const std::string& pin_root) {
   }
   auto state = query_xdp(*ifindex, iface);
   if (!state) return state.error();
+  auto tc = query_tc(*ifindex, iface);
+  if (!tc) return tc.error();
   Fd prog = open_pinned_prog(*dir);
-  if (!prog.valid()) {
+  Fd egress = open_pinned_prog(*dir, kEgressProgramName);
+  if (!prog.valid() && !egress.valid()) {
     if (!have_pins)
       return plain_error("xdpguard is not attached to " + iface + " (no pins in " + *dir + ")");
     spdlog::warn("{} holds no program pin; removing it", *dir);
     return remove_pin_dir(*dir);
   }
-  auto ours = prog_id_of(prog.get());
-  if (!ours) return ours.error();
 
-  uint32_t mode_flag = 0;
-  if (state->drv == *ours)
-    mode_flag = XDP_FLAGS_DRV_MODE;
-  else if (state->skb == *ours)
-    mode_flag = XDP_FLAGS_SKB_MODE;
-  else if (state->hw == *ours)
-    mode_flag = XDP_FLAGS_HW_MODE;
-  if (mode_flag != 0) {
-    // old_prog_fd makes the kernel detach only if our program is still the
-    // one attached (XDP_FLAGS_REPLACE).
-    bpf_xdp_attach_opts opts{};
-    opts.sz = sizeof(opts);
-    opts.old_prog_fd = prog.get();
-    if (int err = bpf_xdp_detach(*ifindex, mode_flag, &opts); err)
-      return errno_error(err, "cannot detach from " + iface);
-  } else {
-    spdlog::warn("xdpguard's program was not attached to {}; removing its pins", iface);
+  // Egress first: while ingress still runs, removing it only stops new flows.
+  if (egress.valid()) {
+    auto ours = prog_id_of(egress.get());
+    if (!ours) return ours.error();
+    if (*tc == *ours) {
+      // The clsact qdisc stays: other filters may share it, and an empty one
+      // costs nothing.
+      if (auto st = detach_tc(*ifindex, iface); !st) return st;
+    } else if (*tc != 0) {
+      spdlog::warn("the TC egress filter at xdpguard's handle on {} is another program (id {}); "
+                   "left in place", iface, *tc);
+    } else {
+      spdlog::warn("xdpguard's egress program was not attached to {}", iface);
+    }
+  }
+
+  if (prog.valid()) {
+    auto ours = prog_id_of(prog.get());
+    if (!ours) return ours.error();
+    uint32_t mode_flag = 0;
+    if (state->drv == *ours)
+      mode_flag = XDP_FLAGS_DRV_MODE;
+    else if (state->skb == *ours)
+      mode_flag = XDP_FLAGS_SKB_MODE;
+    else if (state->hw == *ours)
+      mode_flag = XDP_FLAGS_HW_MODE;
+    if (mode_flag != 0) {
+      // old_prog_fd makes the kernel detach only if our program is still the
+      // one attached (XDP_FLAGS_REPLACE).
+      bpf_xdp_attach_opts opts{};
+      opts.sz = sizeof(opts);
+      opts.old_prog_fd = prog.get();
+      if (int err = bpf_xdp_detach(*ifindex, mode_flag, &opts); err)
+        return errno_error(err, "cannot detach from " + iface);
+    } else {
+      spdlog::warn("xdpguard's program was not attached to {}; removing its pins", iface);
+    }
   }
   prog.reset();
+  egress.reset();
   if (auto st = remove_pin_dir(*dir); !st) return st;
   spdlog::debug("detached from {}", iface);
   return {};
 }
 
-Result<PinnedStats> read_stats(const std::string& iface, const std::string& pin_root) {
+namespace {
+
+// The pin directory of `iface` with its info map read and checked, and the
+// maps a reader asked for opened and checked against this build's layout.
+struct OpenPins {
+  std::string dir;
+  xdpg_info info{};
+  std::vector<Fd> fds;  // in the order asked
+};
+
+Result<OpenPins> open_pins(const std::string& iface, const std::string& pin_root,
+                           std::initializer_list<MapId> ids) {
   auto dir = pin_dir(iface, pin_root);
   if (!dir) return dir.error();
   std::error_code ec;
   if (!fs::exists(*dir, ec))
     return plain_error("xdpguard is not attached to " + iface + " (no pins in " + *dir + ")");
+  OpenPins out;
+  out.dir = *dir;
+  const std::string layout_hint = "; detach and attach again with this xdpguard";
 
-  Fd info_fd, meta_fd, rules_fd, reasons_fd;
-  for (auto [fd, id] : {std::pair{&info_fd, MapId::Info}, {&meta_fd, MapId::RuleMeta},
-                        {&rules_fd, MapId::RuleCounters}, {&reasons_fd, MapId::ReasonCounters}}) {
-    *fd = open_pinned_map(*dir, id);
-    if (!fd->valid())
-      return errno_error(errno, "cannot open pinned map " + *dir + "/" + map_name(id));
-  }
-
+  Fd info_fd = open_pinned_map(*dir, MapId::Info);
+  if (!info_fd.valid())
+    return errno_error(errno, "cannot open pinned map " + *dir + "/" + map_name(MapId::Info));
   // Check the info map before trusting its layout_version field.
-  std::string layout_hint = "; detach and attach again with this xdpguard";
   if (auto st = check_map_shape(info_fd.get(), "info", sizeof(uint32_t), sizeof(xdpg_info), 1);
       !st)
     return plain_error("pins in " + *dir + " are not this xdpguard's layout (" +
@@ -271,44 +401,157 @@ Result<PinnedStats> read_stats(const std::string& iface, const std::string& pin_
     return plain_error("pins in " + *dir + " use map layout version " +
                        std::to_string(info->layout_version) + ", this xdpguard reads version " +
                        std::to_string(XDPG_LAYOUT_VERSION) + layout_hint);
-  const struct {
-    int fd;
-    const char* name;
-    uint32_t value_size, entries;
-  } shapes[] = {
-      {meta_fd.get(), "rule_meta", sizeof(xdpg_rule_meta), XDPG_MAX_RULES},
-      {rules_fd.get(), "rule_counters", sizeof(xdpg_rule_counters), XDPG_MAX_RULES},
-      {reasons_fd.get(), "reason_counters", sizeof(xdpg_reason_counters),
-       XDPG_DROP_REASON_COUNT},
-  };
-  for (const auto& s : shapes)
-    if (auto st = check_map_shape(s.fd, s.name, sizeof(uint32_t), s.value_size, s.entries); !st)
-      return plain_error(st.error().message + layout_hint);
+  out.info = *info;
 
-  auto meta = read_rule_meta(meta_fd.get(), info->rule_count);
+  for (MapId id : ids) {
+    Fd fd = open_pinned_map(*dir, id);
+    if (!fd.valid())
+      return errno_error(errno, "cannot open pinned map " + *dir + "/" + map_name(id));
+    uint32_t key = sizeof(uint32_t), value = 0, entries = 1;
+    switch (id) {
+      case MapId::RuleMeta: value = sizeof(xdpg_rule_meta), entries = XDPG_MAX_RULES; break;
+      case MapId::RuleCounters:
+      case MapId::EgressRuleCounters:
+        value = sizeof(xdpg_rule_counters), entries = XDPG_MAX_RULES;
+        break;
+      case MapId::ReasonCounters:
+      case MapId::EgressReasonCounters:
+        value = sizeof(xdpg_reason_counters), entries = XDPG_DROP_REASON_COUNT;
+        break;
+      case MapId::FlowCounters: value = sizeof(xdpg_flow_counters); break;
+      case MapId::Flows: key = sizeof(xdpg_flow_key), value = sizeof(xdpg_flow_value); break;
+      default: return plain_error(std::string("no shape check for map ") + map_name(id));
+    }
+    if (auto st = check_map_shape(fd.get(), map_name(id), key, value, entries); !st)
+      return plain_error(st.error().message + layout_hint);
+    out.fds.push_back(std::move(fd));
+  }
+  return out;
+}
+
+DatapathSettings settings_of(const xdpg_info& info) {
+  return DatapathSettings{info.egress_mode, info.tcp_established_timeout_ns,
+                          info.tcp_closing_timeout_ns, info.udp_timeout_ns, info.frag_timeout_ns};
+}
+
+Result<uint32_t> max_entries_of(int fd) {
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (int err = bpf_obj_get_info_by_fd(fd, &info, &len); err)
+    return errno_error(err, "cannot inspect map flows");
+  return info.max_entries;
+}
+
+// Calls `fn(key, value)` for every flow. Keys deleted (evicted) during the
+// walk are skipped; an LRU map may restart the walk, so keys seen once are
+// remembered by the caller if it cares.
+template <typename Fn>
+Status for_each_flow(int fd, Fn&& fn) {
+  xdpg_flow_key key{}, next{};
+  const xdpg_flow_key* prev = nullptr;
+  while (true) {
+    int err = bpf_map_get_next_key(fd, prev, &next);
+    if (err == -ENOENT) return {};
+    if (err) return errno_error(err, "cannot walk the flow table");
+    xdpg_flow_value value{};
+    if (bpf_map_lookup_elem(fd, &next, &value) == 0) fn(next, value);
+    key = next;
+    prev = &key;
+  }
+}
+
+std::vector<RuleStats> rule_stats(const std::vector<xdpg_rule_meta>& meta,
+                                  const std::vector<xdpg_rule_counters>& counts) {
+  std::vector<RuleStats> out;
+  for (uint32_t i = 0; i < meta.size(); ++i)
+    out.push_back(RuleStats{i, fixed_string(meta[i].id, sizeof(meta[i].id)),
+                            fixed_string(meta[i].row, sizeof(meta[i].row)), counts[i]});
+  return out;
+}
+
+std::vector<ReasonStats> reason_stats(const std::vector<xdpg_reason_counters>& counts) {
+  std::vector<ReasonStats> out;
+  for (int r = 1; r < XDPG_DROP_REASON_COUNT; ++r)
+    out.push_back(ReasonStats{static_cast<DropReason>(r), counts[r]});
+  return out;
+}
+
+uint64_t monotonic_now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+}  // namespace
+
+const char* egress_mode_name(uint8_t mode) {
+  switch (mode) {
+    case XDPG_EGRESS_OFF: return "off";
+    case XDPG_EGRESS_TRACK: return "track";
+    case XDPG_EGRESS_ENFORCE: return "enforce";
+  }
+  return "?";
+}
+
+uint64_t flow_timeout_ns(const xdpg_flow_key& key, const xdpg_flow_value& value,
+                         const DatapathSettings& s) {
+  if (key.protocol != IPPROTO_TCP) return s.udp_timeout_ns;
+  return value.tcp_state != 0 ? s.tcp_closing_timeout_ns : s.tcp_established_timeout_ns;
+}
+
+bool flow_live(const xdpg_flow_key& key, const xdpg_flow_value& value, const DatapathSettings& s,
+               uint64_t now_ns) {
+  if (now_ns < value.last_seen_ns) return true;  // refreshed on another CPU after `now`
+  return now_ns - value.last_seen_ns < flow_timeout_ns(key, value, s);
+}
+
+Result<PinnedStats> read_stats(const std::string& iface, const std::string& pin_root) {
+  auto pins = open_pins(iface, pin_root,
+                        {MapId::RuleMeta, MapId::RuleCounters, MapId::ReasonCounters,
+                         MapId::EgressRuleCounters, MapId::EgressReasonCounters, MapId::Flows,
+                         MapId::FlowCounters});
+  if (!pins) return pins.error();
+  const auto& fds = pins->fds;
+  const xdpg_info& info = pins->info;
+
+  auto meta = read_rule_meta(fds[0].get(), info.rule_count);
   if (!meta) return meta.error();
-  auto rule_counts = read_rule_counters(rules_fd.get());
+  auto rule_counts = read_rule_counters(fds[1].get());
   if (!rule_counts) return rule_counts.error();
-  auto reason_counts = read_reason_counters(reasons_fd.get());
+  auto reason_counts = read_reason_counters(fds[2].get());
   if (!reason_counts) return reason_counts.error();
+  auto egress_rule_counts = read_rule_counters(fds[3].get());
+  if (!egress_rule_counts) return egress_rule_counts.error();
+  auto egress_reason_counts = read_reason_counters(fds[4].get());
+  if (!egress_reason_counts) return egress_reason_counts.error();
+  auto flow_counts = read_flow_counters(fds[6].get());
+  if (!flow_counts) return flow_counts.error();
+  auto capacity = max_entries_of(fds[5].get());
+  if (!capacity) return capacity.error();
+  uint64_t entries = 0;
+  if (auto st = for_each_flow(fds[5].get(), [&](const auto&, const auto&) { ++entries; }); !st)
+    return st.error();
 
   PinnedStats out;
   out.iface = iface;
-  out.pin_dir = *dir;
-  out.policy_name = fixed_string(info->policy_name, sizeof(info->policy_name));
-  out.profile = fixed_string(info->profile, sizeof(info->profile));
-  out.policy_hash = info->policy_hash;
-  for (uint32_t i = 0; i < info->rule_count; ++i) {
-    const auto& m = (*meta)[i];
-    out.rules.push_back(RuleStats{i, fixed_string(m.id, sizeof(m.id)),
-                                  fixed_string(m.row, sizeof(m.row)), (*rule_counts)[i]});
-  }
-  for (int r = 1; r < XDPG_DROP_REASON_COUNT; ++r)
-    out.reasons.push_back(ReasonStats{static_cast<DropReason>(r), (*reason_counts)[r]});
+  out.pin_dir = pins->dir;
+  out.policy_name = fixed_string(info.policy_name, sizeof(info.policy_name));
+  out.profile = fixed_string(info.profile, sizeof(info.profile));
+  out.policy_hash = info.policy_hash;
+  out.settings = settings_of(info);
+  out.rules = rule_stats(*meta, *rule_counts);
+  out.reasons = reason_stats(*reason_counts);
+  out.egress_rules = rule_stats(*meta, *egress_rule_counts);
+  out.egress_reasons = reason_stats(*egress_reason_counts);
+  out.flow_table.entries = entries;
+  out.flow_table.capacity = *capacity;
+  out.flow_table.inserts = flow_counts->inserts;
+  // A flow inserted while we counted can make entries exceed inserts read earlier.
+  out.flow_table.evictions = flow_counts->inserts > entries ? flow_counts->inserts - entries : 0;
 
-  // Whether the pinned program is still the one on the interface.
+  // Whether the pinned programs are still the ones on the interface.
   if (auto ifindex = ifindex_of(iface)) {
-    Fd prog = open_pinned_prog(*dir);
+    Fd prog = open_pinned_prog(pins->dir);
     auto state = query_xdp(*ifindex, iface);
     if (prog.valid() && state) {
       if (auto id = prog_id_of(prog.get())) {
@@ -316,7 +559,39 @@ Result<PinnedStats> read_stats(const std::string& iface, const std::string& pin_
         if (state->skb == *id) out.attached_mode = XdpMode::Generic;
       }
     }
+    Fd egress = open_pinned_prog(pins->dir, kEgressProgramName);
+    auto tc = query_tc(*ifindex, iface);
+    if (egress.valid() && tc && *tc != 0)
+      if (auto id = prog_id_of(egress.get())) out.egress_attached = *id == *tc;
   }
+  return out;
+}
+
+Result<FlowTable> read_flows(const std::string& iface, const std::string& pin_root) {
+  auto pins = open_pins(iface, pin_root, {MapId::RuleMeta, MapId::Flows});
+  if (!pins) return pins.error();
+  auto meta = read_rule_meta(pins->fds[0].get(), pins->info.rule_count);
+  if (!meta) return meta.error();
+  auto capacity = max_entries_of(pins->fds[1].get());
+  if (!capacity) return capacity.error();
+
+  FlowTable out;
+  out.iface = iface;
+  out.settings = settings_of(pins->info);
+  out.capacity = *capacity;
+  const uint64_t now = monotonic_now_ns();
+  auto st = for_each_flow(pins->fds[1].get(), [&](const xdpg_flow_key& k,
+                                                  const xdpg_flow_value& v) {
+    FlowEntry e;
+    e.key = k;
+    e.value = v;
+    if (v.rule < meta->size()) e.rule_id = fixed_string((*meta)[v.rule].id, XDPG_RULE_ID_LEN);
+    e.age_ns = now > v.created_ns ? now - v.created_ns : 0;
+    e.idle_ns = now > v.last_seen_ns ? now - v.last_seen_ns : 0;
+    e.live = flow_live(k, v, out.settings, now);
+    out.flows.push_back(e);
+  });
+  if (!st) return st.error();
   return out;
 }
 

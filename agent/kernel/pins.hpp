@@ -1,7 +1,8 @@
 // Attaching the datapath to an interface so that it outlives the command:
-// the program is attached through netlink (no bpf_link) and the program and
-// every map are pinned under one directory per interface, which is all that
-// `detach` and `stats` need later.
+// the XDP program and the TC egress program are attached through netlink (no
+// bpf_link, no tcx) and both programs and every map are pinned under one
+// directory per interface, which is all that `detach`, `stats` and `flows`
+// need later.
 #pragma once
 
 #include <optional>
@@ -28,14 +29,21 @@ std::optional<XdpMode> xdp_mode_from_string(std::string_view);
 Result<std::string> pin_dir(const std::string& iface,
                             const std::string& pin_root = kDefaultPinRoot);
 
-// Pins the program and maps, then attaches in `mode` without replacing any
-// program already on the interface. All or nothing: on failure, whatever
-// this call pinned or attached is undone.
+// The egress program is a direct-action filter of the clsact qdisc's egress
+// hook at this handle and priority (priority 1: it runs before other filters).
+inline constexpr uint32_t kTcHandle = 0x5844;  // "XD"
+inline constexpr uint32_t kTcPriority = 1;
+
+// Pins both programs and every map, attaches XDP in `mode` and the egress
+// filter (creating the clsact qdisc if needed), without replacing any program
+// already on the interface. All or nothing: on failure, whatever this call
+// pinned or attached is undone (a clsact qdisc it created included).
 Status attach(const Datapath& datapath, const std::string& iface, XdpMode mode,
               const std::string& pin_root = kDefaultPinRoot);
 
-// Detaches our program (only if it is the one attached) and removes the pins.
-// Pins left without an attached program are removed too.
+// Removes our egress filter and XDP program (each only if it is ours) and the
+// pins. The clsact qdisc is left in place: other filters may share it. Pins
+// left without an attached program are removed too.
 Status detach(const std::string& iface, const std::string& pin_root = kDefaultPinRoot);
 
 struct RuleStats {
@@ -50,6 +58,24 @@ struct ReasonStats {
   xdpg_reason_counters counters{};
 };
 
+// The settings the programs were loaded with (from the info map).
+struct DatapathSettings {
+  uint8_t egress_mode = XDPG_EGRESS_OFF;
+  uint64_t tcp_established_timeout_ns = 0;
+  uint64_t tcp_closing_timeout_ns = 0;
+  uint64_t udp_timeout_ns = 0;
+  uint64_t frag_timeout_ns = 0;
+};
+const char* egress_mode_name(uint8_t mode);  // "off", "track", "enforce"
+
+struct FlowTableStats {
+  uint64_t entries = 0;   // keys now in `flows`
+  uint64_t capacity = 0;  // max_entries
+  uint64_t inserts = 0;   // flow_counters.inserts
+  // inserts - entries (the agent deletes no flows; docs/datapath.md 8.5).
+  uint64_t evictions = 0;
+};
+
 struct PinnedStats {
   std::string iface;
   std::string pin_dir;
@@ -57,12 +83,43 @@ struct PinnedStats {
   std::string profile;
   uint64_t policy_hash = 0;
   std::optional<XdpMode> attached_mode;  // nullopt: pins exist, program not attached
+  bool egress_attached = false;          // our TC egress filter is on the interface
+  DatapathSettings settings;
   std::vector<RuleStats> rules;          // rule_count entries, by index
   std::vector<ReasonStats> reasons;      // every drop reason, `none` left out
+  std::vector<RuleStats> egress_rules;   // the same, counted by the egress program
+  std::vector<ReasonStats> egress_reasons;
+  FlowTableStats flow_table;
 };
 
 // Everything from the pins alone (no policy needed).
 Result<PinnedStats> read_stats(const std::string& iface,
                                const std::string& pin_root = kDefaultPinRoot);
+
+// docs/datapath.md 8.3, with the datapath's clock (CLOCK_MONOTONIC, as
+// bpf_ktime_get_ns).
+uint64_t flow_timeout_ns(const xdpg_flow_key&, const xdpg_flow_value&, const DatapathSettings&);
+bool flow_live(const xdpg_flow_key&, const xdpg_flow_value&, const DatapathSettings&,
+               uint64_t now_ns);
+
+struct FlowEntry {
+  xdpg_flow_key key{};
+  xdpg_flow_value value{};
+  std::string rule_id;  // "" if the index is outside the loaded rules
+  uint64_t age_ns = 0;   // since created
+  uint64_t idle_ns = 0;  // since the last packet either way
+  bool live = false;
+};
+
+struct FlowTable {
+  std::string iface;
+  DatapathSettings settings;
+  uint64_t capacity = 0;
+  std::vector<FlowEntry> flows;  // in map order
+};
+
+// The tracked flows, from the pins alone.
+Result<FlowTable> read_flows(const std::string& iface,
+                             const std::string& pin_root = kDefaultPinRoot);
 
 }  // namespace xdpguard::kernel

@@ -66,4 +66,13 @@ const char* to_string(Flow f) {
   return "?";
 }
 
+const char* to_string(EgressMode m) {
+  switch (m) {
+    case EgressMode::Off: return "off";
+    case EgressMode::Track: return "track";
+    case EgressMode::Enforce: return "enforce";
+  }
+  return "?";
+}
+
 }  // namespace xdpguard::policy

@@ -85,6 +85,23 @@ struct Profile {
   SourceLocation where;
 };
 
+// What the egress program does (docs/datapath.md 9): drop what no rule
+// allows, only record flows and count, or nothing (no flow tracking at all:
+// replies are then admitted statelessly).
+enum class EgressMode { Off, Track, Enforce };
+
+// The optional top-level `settings:` block; defaults apply when it is absent.
+struct Settings {
+  EgressMode egress = EgressMode::Enforce;
+  // Flow lifetimes since the last packet either way, in seconds.
+  uint32_t tcp_established_timeout = 3600;
+  uint32_t tcp_closing_timeout = 30;  // after a FIN either way or a RST
+  uint32_t udp_timeout = 60;
+  uint32_t fragment_timeout = 30;     // a first fragment's decision, for the rest
+  uint32_t flow_table_size = 65536;   // entries of the LRU flow table
+  SourceLocation where;               // of `settings:`; line 0 if absent
+};
+
 struct Policy {
   int version = 1;
   std::string name;
@@ -94,6 +111,7 @@ struct Policy {
   std::vector<PeerSet> peer_sets;
   std::vector<Rule> rules;   // vendor rows first, then host essentials, in file order
   std::vector<Profile> profiles;
+  Settings settings;
 
   const PeerSet* find_peer_set(const std::string& name) const;
   const Profile* find_profile(const std::string& name) const;
@@ -114,5 +132,6 @@ struct RuleSet {
 const char* to_string(Protocol);
 const char* to_string(Initiator);
 const char* to_string(Flow);
+const char* to_string(EgressMode);
 
 }  // namespace xdpguard::policy

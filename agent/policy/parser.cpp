@@ -31,7 +31,18 @@ constexpr size_t kMaxProfileNameLen = sizeof(xdpg_info::profile) - 1;
 
 using Keys = std::span<const std::string_view>;
 constexpr std::string_view kTopKeys[] = {
-    "version", "name", "description", "peer_sets", "rules", "host_essentials", "profiles"};
+    "version", "name", "description", "peer_sets", "rules", "host_essentials", "profiles",
+    "settings"};
+constexpr std::string_view kSettingsKeys[] = {"egress", "timeouts", "flow_table_size"};
+constexpr std::string_view kTimeoutKeys[] = {"tcp_established", "tcp_closing", "udp",
+                                             "fragments"};
+// Bounds that keep a typo from disabling tracking (a zero timeout expires
+// every flow) or pinning dead flows for weeks, or a table from eating memory.
+constexpr uint32_t kMaxTcpEstablished = 7 * 24 * 3600;
+constexpr uint32_t kMaxShortTimeout = 3600;  // tcp_closing, fragments
+constexpr uint32_t kMaxUdpTimeout = 24 * 3600;
+constexpr uint32_t kMinFlowTable = 1024;
+constexpr uint32_t kMaxFlowTable = 4194304;
 constexpr std::string_view kPeerSetKeys[] = {"description", "cidrs", "file"};
 constexpr std::string_view kRuleKeys[] = {
     "id",         "section",  "row",       "protocol", "local_port",
@@ -154,6 +165,9 @@ class PolicyParser {
   void parse_rule_list(const Field& f, bool essential);
   void parse_rule(const YAML::Node& node, bool essential);
   void parse_profiles(const Field& f);
+  void parse_settings(const Field& f);
+  std::optional<uint32_t> bounded(const Field& f, const std::string& key, uint32_t min,
+                                  uint32_t max, const char* unit);
   void check_peer_references();
   void check_contradictions();
 
@@ -636,6 +650,55 @@ void PolicyParser::parse_profiles(const Field& f) {
   }
 }
 
+std::optional<uint32_t> PolicyParser::bounded(const Field& f, const std::string& key,
+                                              uint32_t min, uint32_t max, const char* unit) {
+  std::optional<uint64_t> v = f.value.IsScalar() ? parse_unsigned(f.value.Scalar()) : std::nullopt;
+  if (!v || *v < min || *v > max) {
+    error(at(f), key + ": '" + (f.value.IsScalar() ? f.value.Scalar() : std::string("?")) +
+                     "' must be a whole number of " + unit + " from " + std::to_string(min) +
+                     " to " + std::to_string(max));
+    return std::nullopt;
+  }
+  return static_cast<uint32_t>(*v);
+}
+
+void PolicyParser::parse_settings(const Field& f) {
+  Settings& s = policy_.settings;
+  s.where = at(f.key);
+  if (!f.value.IsMap()) {
+    error(at(f), "settings: must be a mapping with keys: " + join(kSettingsKeys));
+    return;
+  }
+  Fields fs = fields(f.value, kSettingsKeys);
+  if (const Field* e = get(fs, "egress"))
+    if (auto m = choice<EgressMode>(*e, "egress", {{"enforce", EgressMode::Enforce},
+                                                   {"track", EgressMode::Track},
+                                                   {"off", EgressMode::Off}}))
+      s.egress = *m;
+  if (const Field* n = get(fs, "flow_table_size"))
+    if (auto v = bounded(*n, "flow_table_size", kMinFlowTable, kMaxFlowTable, "entries"))
+      s.flow_table_size = *v;
+  const Field* t = get(fs, "timeouts");
+  if (!t) return;
+  if (!t->value.IsMap()) {
+    error(at(*t), "timeouts: must be a mapping with keys: " + join(kTimeoutKeys));
+    return;
+  }
+  Fields ts = fields(t->value, kTimeoutKeys);
+  const struct {
+    const char* key;
+    uint32_t max;
+    uint32_t* out;
+  } timeouts[] = {{"tcp_established", kMaxTcpEstablished, &s.tcp_established_timeout},
+                  {"tcp_closing", kMaxShortTimeout, &s.tcp_closing_timeout},
+                  {"udp", kMaxUdpTimeout, &s.udp_timeout},
+                  {"fragments", kMaxShortTimeout, &s.fragment_timeout}};
+  for (const auto& to : timeouts)
+    if (const Field* v = get(ts, to.key))
+      if (auto secs = bounded(*v, std::string("timeouts: ") + to.key, 1, to.max, "seconds"))
+        *to.out = *secs;
+}
+
 void PolicyParser::check_peer_references() {
   std::vector<bool> used(policy_.peer_sets.size(), false);
   for (size_t i = 0; i < policy_.rules.size(); ++i) {
@@ -733,6 +796,7 @@ ParseResult PolicyParser::run() {
   if (const Field* f = require(fs, "rules", top, "")) parse_rule_list(*f, false);
   if (const Field* f = get(fs, "host_essentials")) parse_rule_list(*f, true);
   if (const Field* f = get(fs, "profiles")) parse_profiles(*f);
+  if (const Field* f = get(fs, "settings")) parse_settings(*f);
   check_peer_references();
   check_contradictions();
 

@@ -28,7 +28,7 @@
 
 /* Bumped whenever a map below changes shape; pinned maps carry it in
  * xdpg_info so an agent never mixes generations. */
-#define XDPG_LAYOUT_VERSION 2
+#define XDPG_LAYOUT_VERSION 3
 
 /* A rule is one bit of a __u64 mask. */
 #define XDPG_MAX_RULES 64
@@ -195,6 +195,15 @@ struct xdpg_info {
 	__u64 policy_hash;    /* FNV-1a of the policy text, to tell what is loaded */
 	char policy_name[64];
 	char profile[32];
+	/* The rodata the programs were loaded with, so that `stats` and `flows`
+	 * judge flows with the datapath's own timeouts. */
+	__u8 egress_mode;     /* enum xdpg_egress_mode */
+	__u8 pad[3];
+	__u32 flow_table_size; /* max_entries of `flows` */
+	__u64 tcp_established_timeout_ns;
+	__u64 tcp_closing_timeout_ns;
+	__u64 udp_timeout_ns;
+	__u64 frag_timeout_ns;
 };
 
 #endif /* XDPGUARD_MAPS_H */

@@ -8,11 +8,16 @@
 // - a frame that hits a rule passes and counts on it; a frame whose port is
 //   covered but whose source is outside the peer set drops and counts both on
 //   the rule and on peer_not_in_set; an uncovered port drops no_rule;
-// - attach pins every map and the program under <root>/<if>@netns<inode>,
-//   refuses a second attach, feeds stats from the pins alone, and detach
-//   leaves neither the program nor the pins;
+// - attach pins every map and both programs under <root>/<if>@netns<inode>,
+//   puts the XDP program and the TC egress filter on the interface, refuses a
+//   second attach, feeds stats from the pins alone, and detach leaves neither
+//   program nor the pins (a clsact qdisc and filters of others stay);
 // - a failed attach (unknown interface, or a driver refusing native mode after
-//   the pins were written) leaves no pins behind.
+//   the pins were written, or a foreign filter at our TC handle) leaves
+//   nothing behind;
+// - a real UDP flow the host opens under a local-initiator rule is recorded
+//   by egress, listed by read_flows, admits its reply, and a "reply" to
+//   another port is dropped as no_flow.
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -36,9 +41,14 @@
 #include "compile/compiler.hpp"
 #include "kernel/datapath.hpp"
 #include "kernel/fd.hpp"
+#include "kernel/libbpf_log.hpp"
 #include "kernel/maps_io.hpp"
 #include "kernel/pins.hpp"
 #include "policy/parser.hpp"
+
+#include <linux/pkt_cls.h>
+#include <netinet/in.h>
+#include <poll.h>
 
 namespace xdpguard {
 extern const std::string_view kDefaultPolicyYaml;
@@ -82,6 +92,27 @@ std::vector<uint8_t> frame(const char* text) {
   auto spec = classify::parse_packet_spec(text);
   if (auto* err = std::get_if<std::string>(&spec)) ADD_FAILURE() << text << ": " << *err;
   return classify::build_frame(std::get<classify::PacketSpec>(spec));
+}
+
+// small_policy plus what a host that opens flows needs: rule 2 lets it ask
+// NTP servers in 10.0.0.0/8 (initiator local, remote port 123), rule 3 is ARP.
+constexpr uint64_t kRuleNtp = 1ULL << 2;
+constexpr uint64_t kRuleArp = 1ULL << 3;
+
+compile::CompiledPolicy flow_policy() {
+  compile::CompiledPolicy p = small_policy();
+  p.port_entries = {{compile::port_table_index(XDPG_KIND_UDP_LOCAL, 53), kRule1},
+                    {compile::port_table_index(XDPG_KIND_UDP_REMOTE, 123), kRuleNtp},
+                    {compile::port_table_index(XDPG_KIND_TCP_LOCAL, 443), kRule0},
+                    {compile::port_table_index(XDPG_KIND_ETHERTYPE, 0x0806), kRuleArp}};
+  p.peers_v4 = {{v4_key("0.0.0.0", 0), kRule1},
+                {v4_key("10.0.0.0", 8), kRule0 | kRule1 | kRuleNtp}};
+  p.rule_flags[XDPG_RULE_LOCAL_INIT] = kRuleNtp;
+  p.rule_flags[XDPG_RULE_REMOTE_INIT] = kRule0 | kRule1;
+  p.rule_meta.push_back(meta("ntp-out", "Server -> NTP | UDP | 123"));
+  p.rule_meta.push_back(meta("arp", "host essential: ARP"));
+  p.info.rule_count = 4;
+  return p;
 }
 
 Datapath load_small() {
@@ -166,6 +197,73 @@ TEST(DatapathLoad, TestRunDecidesAndCountsPerRuleAndReason) {
   EXPECT_EQ((*cleared)[0].pass_packets, 0u);
 }
 
+size_t flow_count(const Datapath& dp) {
+  size_t n = 0;
+  xdpg_flow_key key{}, next{};
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(dp.map_fd(MapId::Flows), prev, &next) == 0) {
+    ++n;
+    key = next;
+    prev = &key;
+  }
+  return n;
+}
+
+// The options reach the programs (rodata), the flow table (max_entries) and
+// the info map; egress decides, counts and records on its own maps; enforce
+// drops where track only counts; reset_state forgets all of it.
+TEST(DatapathLoad, EgressTestRunOptionsAndReset) {
+  DatapathOptions options;
+  options.flow_table_size = 4096;
+  options.udp_timeout_ns = 5'000'000'000ULL;
+  auto dp = Datapath::load(flow_policy(), options);
+  ASSERT_TRUE(dp.ok()) << dp.error().message;
+  EXPECT_EQ(bpf_map__max_entries(dp->map(MapId::Flows)), 4096u);
+  auto info = read_info(dp->map_fd(MapId::Info));
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->egress_mode, XDPG_EGRESS_ENFORCE);
+  EXPECT_EQ(info->flow_table_size, 4096u);
+  EXPECT_EQ(info->udp_timeout_ns, 5'000'000'000ULL);
+  uint32_t flag = XDPG_RULE_LOCAL_INIT;
+  uint64_t mask = 0;
+  ASSERT_EQ(bpf_map_lookup_elem(dp->map_fd(MapId::RuleFlags), &flag, &mask), 0);
+  EXPECT_EQ(mask, kRuleNtp);
+
+  auto ntp = frame("udp 10.0.0.1:40123 -> 10.0.0.2:123");
+  auto irc = frame("tcp 10.0.0.1:40000 -> 10.0.0.2:6667 flags S");
+  auto reply = frame("udp 10.0.0.2:123 -> 10.0.0.1:40123");
+  auto action = dp->test_run_egress(ntp);
+  ASSERT_TRUE(action.ok()) << action.error().message;
+  EXPECT_EQ(*action, TC_ACT_OK);
+  EXPECT_EQ(*dp->test_run_egress(irc), TC_ACT_SHOT);
+  EXPECT_EQ(run(*dp, reply), XDP_PASS);
+  EXPECT_EQ(flow_count(*dp), 1u);
+  auto er = dp->egress_rule_counters();
+  auto eq = dp->egress_reason_counters();
+  ASSERT_TRUE(er.ok() && eq.ok());
+  EXPECT_EQ((*er)[2].pass_packets, 1u);
+  EXPECT_EQ((*eq)[XDPG_DROP_NO_RULE].packets, 1u);
+  EXPECT_EQ((*dp->rule_counters())[2].pass_packets, 1u);  // the reply, on ingress
+  EXPECT_EQ(read_flow_counters(dp->map_fd(MapId::FlowCounters))->inserts, 1u);
+
+  ASSERT_TRUE(dp->reset_state().ok());
+  EXPECT_EQ(flow_count(*dp), 0u);
+  EXPECT_EQ((*dp->egress_rule_counters())[2].pass_packets, 0u);
+  EXPECT_EQ((*dp->egress_reason_counters())[XDPG_DROP_NO_RULE].packets, 0u);
+  EXPECT_EQ(read_flow_counters(dp->map_fd(MapId::FlowCounters))->inserts, 0u);
+  EXPECT_EQ(run(*dp, reply), XDP_DROP);  // its flow is gone
+  EXPECT_EQ((*dp->reason_counters())[XDPG_DROP_NO_FLOW].packets, 1u);
+
+  options.egress_mode = XDPG_EGRESS_TRACK;
+  auto track = Datapath::load(flow_policy(), options);
+  ASSERT_TRUE(track.ok()) << track.error().message;
+  EXPECT_EQ(*track->test_run_egress(irc), TC_ACT_OK);
+  EXPECT_EQ((*track->egress_reason_counters())[XDPG_DROP_NO_RULE].packets, 1u);
+
+  options.flow_table_size = 0;
+  EXPECT_FALSE(Datapath::load(flow_policy(), options).ok());
+}
+
 TEST(DatapathLoad, DefaultPolicyCompilesLoadsAndAdmitsHttps) {
   auto parsed = policy::parse_policy_text(kDefaultPolicyYaml, "<embedded default>", ".");
   ASSERT_TRUE(parsed.ok());
@@ -192,6 +290,10 @@ class AttachTest : public ::testing::Test {
     pin_root_ = "/sys/fs/bpf/xdpguard-loader-test-" + tag;
     ASSERT_EQ(sh("ip netns add " + ns_), 0);
     ns_created_ = true;
+    // No IPv6: its autoconfiguration chatter would land in the counters.
+    ASSERT_EQ(sh("ip netns exec " + ns_ + " sysctl -qw net.ipv6.conf.all.disable_ipv6=1 "
+                 "net.ipv6.conf.default.disable_ipv6=1"),
+              0);
     ASSERT_EQ(sh("ip -n " + ns_ + " link add " + va_ + " type veth peer name " + vb_), 0);
     ASSERT_EQ(sh("ip -n " + ns_ + " link set " + va_ + " up"), 0);
     ASSERT_EQ(sh("ip -n " + ns_ + " link set " + vb_ + " up"), 0);
@@ -209,7 +311,65 @@ class AttachTest : public ::testing::Test {
     std::error_code ec;
     fs::remove_all(pin_root_, ec);
     if (ns_created_) sh("ip netns del " + ns_);
+    if (peer_created_) sh("ip netns del " + peer_ns_);
   }
+
+  // Moves vb_ into a namespace of its own, so that traffic between
+  // kServerAddr on va_ and kPeerAddr on vb_ really crosses the veth.
+  void split_peer() {
+    peer_ns_ = ns_ + "-peer";
+    ASSERT_EQ(sh("ip netns add " + peer_ns_), 0);
+    peer_created_ = true;
+    ASSERT_EQ(sh("ip netns exec " + peer_ns_ + " sysctl -qw net.ipv6.conf.all.disable_ipv6=1"), 0);
+    ASSERT_EQ(sh("ip -n " + ns_ + " link set " + vb_ + " netns " + peer_ns_), 0);
+    ASSERT_EQ(sh("ip -n " + ns_ + " addr add " + kServerAddr + "/24 dev " + va_), 0);
+    ASSERT_EQ(sh("ip -n " + peer_ns_ + " addr add " + kPeerAddr + "/24 dev " + vb_), 0);
+    ASSERT_EQ(sh("ip -n " + peer_ns_ + " link set " + vb_ + " up"), 0);
+    ASSERT_EQ(sh("ip -n " + peer_ns_ + " link set lo up"), 0);
+  }
+
+  // A UDP socket bound to addr:port, created in namespace `ns` (a socket
+  // stays in the namespace it was created in).
+  Fd udp_socket_in(const std::string& ns, const char* addr, uint16_t port) {
+    Fd here(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+    Fd there(open(("/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC));
+    EXPECT_TRUE(here.valid() && there.valid());
+    EXPECT_EQ(setns(there.get(), CLONE_NEWNET), 0) << std::strerror(errno);
+    Fd s(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    EXPECT_EQ(setns(here.get(), CLONE_NEWNET), 0) << std::strerror(errno);
+    sockaddr_in sa = inet(addr, port);
+    EXPECT_EQ(bind(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0)
+        << addr << ":" << port << ": " << std::strerror(errno);
+    return s;
+  }
+
+  static sockaddr_in inet(const char* addr, uint16_t port) {
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    inet_pton(AF_INET, addr, &sa.sin_addr);
+    return sa;
+  }
+
+  static void send_to(const Fd& s, const char* addr, uint16_t port, std::string_view text) {
+    sockaddr_in sa = inet(addr, port);
+    EXPECT_EQ(sendto(s.get(), text.data(), text.size(), 0, reinterpret_cast<sockaddr*>(&sa),
+                     sizeof(sa)),
+              static_cast<ssize_t>(text.size()))
+        << std::strerror(errno);
+  }
+
+  // The datagram waiting on `s` within `ms`, or "" if none came.
+  static std::string receive(const Fd& s, int ms) {
+    pollfd p{s.get(), POLLIN, 0};
+    if (poll(&p, 1, ms) != 1) return "";
+    char buf[256];
+    ssize_t n = recv(s.get(), buf, sizeof(buf), 0);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+  }
+
+  static constexpr const char* kServerAddr = "10.9.0.1";
+  static constexpr const char* kPeerAddr = "10.9.0.2";
 
   static int sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
 
@@ -218,6 +378,21 @@ class AttachTest : public ::testing::Test {
     opts.sz = sizeof(opts);
     EXPECT_EQ(bpf_xdp_query(if_nametoindex(iface.c_str()), 0, &opts), 0);
     return opts.drv_prog_id ? opts.drv_prog_id : opts.skb_prog_id;
+  }
+
+  // Program id of the egress filter at xdpguard's handle/priority, 0 if none.
+  static uint32_t tc_prog_id(const std::string& iface, uint32_t handle = kTcHandle,
+                             uint32_t priority = kTcPriority) {
+    bpf_tc_hook hook{};
+    hook.sz = sizeof(hook);
+    hook.ifindex = static_cast<int>(if_nametoindex(iface.c_str()));
+    hook.attach_point = BPF_TC_EGRESS;
+    bpf_tc_opts opts{};
+    opts.sz = sizeof(opts);
+    opts.handle = handle;
+    opts.priority = priority;
+    QuietLibbpf quiet;  // "not found" is an answer here
+    return bpf_tc_query(&hook, &opts) == 0 ? opts.prog_id : 0;
   }
 
   static uint32_t prog_id(int fd) {
@@ -241,10 +416,10 @@ class AttachTest : public ::testing::Test {
         << std::strerror(errno);
   }
 
-  std::string ns_, pin_root_;
+  std::string ns_, peer_ns_, pin_root_;
   std::string va_ = "xdpgva", vb_ = "xdpgvb";
   Fd home_;
-  bool ns_created_ = false, entered_ = false;
+  bool ns_created_ = false, peer_created_ = false, entered_ = false;
 };
 
 TEST_F(AttachTest, PinsStatsAndDetach) {
@@ -256,8 +431,12 @@ TEST_F(AttachTest, PinsStatsAndDetach) {
   auto st = attach(dp, va_, XdpMode::Native, pin_root_);
   ASSERT_TRUE(st.ok()) << st.error().message;
   for (MapId id : kAllMaps) EXPECT_TRUE(fs::exists(*dir + "/" + map_name(id))) << map_name(id);
-  ASSERT_TRUE(fs::exists(*dir + "/" + kProgramName));
+  for (const char* name : {"flows", "flow_counters", "rule_flags", "egress_rule_counters",
+                           "egress_reason_counters", "xdpguard_ingress", "xdpguard_egress"})
+    EXPECT_TRUE(fs::exists(*dir + "/" + name)) << name;
   EXPECT_EQ(attached_prog_id(va_), prog_id(dp.prog_fd()));
+  EXPECT_EQ(tc_prog_id(va_), prog_id(dp.egress_prog_fd()));
+  EXPECT_EQ(sh("tc filter show dev " + va_ + " egress | grep -q xdpguard_egress"), 0);
 
   auto again = attach(dp, va_, XdpMode::Native, pin_root_);
   ASSERT_FALSE(again.ok());
@@ -289,11 +468,19 @@ TEST_F(AttachTest, PinsStatsAndDetach) {
   EXPECT_EQ(stats->reasons[0].counters.packets, 1u);
   ASSERT_TRUE(stats->attached_mode.has_value());
   EXPECT_EQ(*stats->attached_mode, XdpMode::Native);
+  EXPECT_TRUE(stats->egress_attached);
+  EXPECT_EQ(stats->settings.egress_mode, XDPG_EGRESS_ENFORCE);
+  EXPECT_EQ(stats->settings.udp_timeout_ns, 60'000'000'000ULL);
+  EXPECT_EQ(stats->flow_table.capacity, uint64_t{XDPG_FLOW_ENTRIES});
+  EXPECT_EQ(stats->egress_rules.size(), 2u);
+  EXPECT_EQ(stats->egress_reasons.size(), size_t{XDPG_DROP_REASON_COUNT - 1});
 
   auto gone = detach(va_, pin_root_);
   ASSERT_TRUE(gone.ok()) << gone.error().message;
   EXPECT_FALSE(fs::exists(*dir));
   EXPECT_EQ(attached_prog_id(va_), 0u);
+  EXPECT_EQ(tc_prog_id(va_), 0u);
+  EXPECT_NE(sh("tc filter show dev " + va_ + " egress | grep -q xdpguard_egress"), 0);
   auto twice = detach(va_, pin_root_);
   ASSERT_FALSE(twice.ok());
   EXPECT_NE(twice.error().message.find("not attached"), std::string::npos);
@@ -325,6 +512,48 @@ TEST_F(AttachTest, FailedAttachLeavesNoPins) {
   ASSERT_FALSE(refused.ok());
   EXPECT_FALSE(fs::exists(*pin_dir("lo", pin_root_))) << refused.error().message;
   EXPECT_EQ(attached_prog_id("lo"), 0u);
+  EXPECT_EQ(tc_prog_id("lo"), 0u);
+}
+
+// A foreign filter at xdpguard's TC handle blocks the attach before anything
+// is applied; one at another priority coexists and outlives detach, and so
+// does the clsact qdisc they share.
+TEST_F(AttachTest, NeverReplacesAnotherTcFilter) {
+  Datapath other = load_small();
+  bpf_tc_hook hook{};
+  hook.sz = sizeof(hook);
+  hook.ifindex = static_cast<int>(if_nametoindex(va_.c_str()));
+  hook.attach_point = BPF_TC_EGRESS;
+  ASSERT_EQ(bpf_tc_hook_create(&hook), 0);
+  bpf_tc_opts opts{};
+  opts.sz = sizeof(opts);
+  opts.handle = kTcHandle;
+  opts.priority = kTcPriority;
+  opts.prog_fd = other.egress_prog_fd();
+  ASSERT_EQ(bpf_tc_attach(&hook, &opts), 0);
+
+  Datapath dp = load_small();
+  auto st = attach(dp, va_, XdpMode::Native, pin_root_);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("TC egress handle"), std::string::npos) << st.error().message;
+  EXPECT_EQ(attached_prog_id(va_), 0u);
+  EXPECT_EQ(tc_prog_id(va_), prog_id(other.egress_prog_fd()));
+  EXPECT_FALSE(fs::exists(*pin_dir(va_, pin_root_)));
+
+  // Move the foreign filter to priority 7: now both fit.
+  bpf_tc_opts del{};
+  del.sz = sizeof(del);
+  del.handle = kTcHandle;
+  del.priority = kTcPriority;
+  ASSERT_EQ(bpf_tc_detach(&hook, &del), 0);
+  opts.prog_id = 0;
+  opts.priority = 7;
+  ASSERT_EQ(bpf_tc_attach(&hook, &opts), 0);
+  ASSERT_TRUE(attach(dp, va_, XdpMode::Native, pin_root_).ok());
+  EXPECT_EQ(tc_prog_id(va_), prog_id(dp.egress_prog_fd()));
+  ASSERT_TRUE(detach(va_, pin_root_).ok());
+  EXPECT_EQ(tc_prog_id(va_), 0u);
+  EXPECT_EQ(tc_prog_id(va_, kTcHandle, 7), prog_id(other.egress_prog_fd()));
 }
 
 TEST_F(AttachTest, NeverReplacesAnotherProgram) {
@@ -364,6 +593,72 @@ TEST_F(AttachTest, StatsRefusePinsOfAnotherLayout) {
   // Detach does not read the maps, so it still cleans up.
   ASSERT_TRUE(detach(va_, pin_root_).ok());
   EXPECT_FALSE(fs::exists(dir));
+}
+
+// The server (va_) sends to the peer's NTP port: egress records the flow,
+// read_flows lists it, the peer's reply is admitted on the flow's rule, and a
+// datagram from the same port to another local port is dropped no_flow.
+TEST_F(AttachTest, RecordsAFlowTheHostOpensAndAdmitsOnlyItsReplies) {
+  split_peer();
+  auto dp = Datapath::load(flow_policy());
+  ASSERT_TRUE(dp.ok()) << dp.error().message;
+  auto st = attach(*dp, va_, XdpMode::Native, pin_root_);
+  ASSERT_TRUE(st.ok()) << st.error().message;
+
+  // The peer listens first: a port unreachable back would be admitted too
+  // (an ICMP error quoting the flow) and count on the rule.
+  Fd peer = udp_socket_in(peer_ns_, kPeerAddr, 123);
+  Fd server = udp_socket_in(ns_, kServerAddr, 40123);
+  send_to(server, kPeerAddr, 123, "ntp?");
+  Result<FlowTable> table = plain_error("not read");
+  for (int i = 0; i < 200; ++i) {  // the datagram waits for ARP first
+    table = read_flows(va_, pin_root_);
+    ASSERT_TRUE(table.ok()) << table.error().message;
+    if (!table->flows.empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(table->flows.size(), 1u);
+  const FlowEntry& f = table->flows[0];
+  EXPECT_EQ(f.key.family, 4);
+  EXPECT_EQ(f.key.protocol, IPPROTO_UDP);
+  EXPECT_EQ(f.key.local_port, 40123);
+  EXPECT_EQ(f.key.remote_port, 123);
+  in_addr local{}, remote{};
+  inet_pton(AF_INET, kServerAddr, &local);
+  inet_pton(AF_INET, kPeerAddr, &remote);
+  EXPECT_EQ(std::memcmp(f.key.local_addr, &local, 4), 0);
+  EXPECT_EQ(std::memcmp(f.key.remote_addr, &remote, 4), 0);
+  EXPECT_EQ(f.rule_id, "ntp-out");
+  EXPECT_TRUE(f.live);
+  EXPECT_LT(f.idle_ns, 10'000'000'000ULL);
+  EXPECT_EQ(table->settings.egress_mode, XDPG_EGRESS_ENFORCE);
+
+  EXPECT_EQ(receive(peer, 2000), "ntp?");
+  send_to(peer, kServerAddr, 40999, "spoof");
+  send_to(peer, kServerAddr, 40123, "reply");
+  EXPECT_EQ(receive(server, 2000), "reply");
+
+  Result<PinnedStats> stats = plain_error("not read");
+  for (int i = 0; i < 100; ++i) {
+    stats = read_stats(va_, pin_root_);
+    ASSERT_TRUE(stats.ok()) << stats.error().message;
+    if (stats->reasons[XDPG_DROP_NO_FLOW - 1].counters.packets >= 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(stats->reasons[XDPG_DROP_NO_FLOW - 1].reason, DropReason::NoFlow);
+  EXPECT_EQ(stats->reasons[XDPG_DROP_NO_FLOW - 1].counters.packets, 1u);
+  EXPECT_EQ(stats->rules[2].counters.pass_packets, 1u);  // the reply
+  EXPECT_EQ(stats->rules[2].counters.drop_packets, 1u);  // the spoof
+  EXPECT_EQ(stats->egress_rules[2].counters.pass_packets, 1u);
+  EXPECT_EQ(stats->flow_table.entries, 1u);
+  EXPECT_EQ(stats->flow_table.inserts, 1u);
+  EXPECT_EQ(stats->flow_table.evictions, 0u);
+
+  table = read_flows(va_, pin_root_);
+  ASSERT_TRUE(table.ok());
+  ASSERT_EQ(table->flows.size(), 1u);
+  EXPECT_TRUE(table->flows[0].value.flags & XDPG_FLOW_REPLIED);
+  ASSERT_TRUE(detach(va_, pin_root_).ok());
 }
 
 }  // namespace

@@ -781,5 +781,83 @@ TEST(PolicySelect, EthertypeRulesHaveNoPeerSet) {
   EXPECT_TRUE(open_peer_set_warnings(*r.policy, s).empty());  // 'a' is 10.0.0.0/8
 }
 
+// ---------------------------------------------------------------------------
+// Settings (kHeader + kRule are lines 1-20; `settings:` is line 21)
+
+TEST(PolicySettings, DefaultsWithoutTheBlock) {
+  auto r = parse(kHeader + kRule);
+  ASSERT_TRUE(r.ok()) << all(r.errors);
+  const Settings& s = r.policy->settings;
+  EXPECT_EQ(s.egress, EgressMode::Enforce);
+  EXPECT_EQ(s.tcp_established_timeout, 3600u);
+  EXPECT_EQ(s.tcp_closing_timeout, 30u);
+  EXPECT_EQ(s.udp_timeout, 60u);
+  EXPECT_EQ(s.fragment_timeout, 30u);
+  EXPECT_EQ(s.flow_table_size, 65536u);
+  EXPECT_EQ(s.where.line, 0);
+}
+
+TEST(PolicySettings, EveryKeyIsRead) {
+  auto r = parse(kHeader + kRule + R"(settings:
+  egress: track
+  timeouts: {tcp_established: 7200, tcp_closing: 10, udp: 120, fragments: 5}
+  flow_table_size: 2048
+)");
+  ASSERT_TRUE(r.ok()) << all(r.errors);
+  const Settings& s = r.policy->settings;
+  EXPECT_EQ(s.egress, EgressMode::Track);
+  EXPECT_EQ(s.tcp_established_timeout, 7200u);
+  EXPECT_EQ(s.tcp_closing_timeout, 10u);
+  EXPECT_EQ(s.udp_timeout, 120u);
+  EXPECT_EQ(s.fragment_timeout, 5u);
+  EXPECT_EQ(s.flow_table_size, 2048u);
+  EXPECT_EQ(s.where.line, 21);
+
+  auto off = parse(kHeader + kRule + "settings:\n  egress: off\n  timeouts: {udp: 30}\n");
+  ASSERT_TRUE(off.ok()) << all(off.errors);
+  EXPECT_EQ(off.policy->settings.egress, EgressMode::Off);
+  EXPECT_EQ(off.policy->settings.udp_timeout, 30u);
+  EXPECT_EQ(off.policy->settings.tcp_established_timeout, 3600u);  // untouched
+}
+
+TEST(PolicySettings, ErrorsPointAtTheValue) {
+  auto r = parse(kHeader + kRule + R"(settings:
+  egress: block
+  timeouts:
+    udp: 0
+    tcp_established: 604801
+    tcp_closing: soon
+    fragments: -1
+    icmp: 5
+  flow_table_size: 1023
+  mtu: 1500
+)");
+  EXPECT_TRUE(has_error(r, "t.yaml:22:11", "egress: 'block' is not one of enforce, track, off"));
+  EXPECT_TRUE(has_error(r, "t.yaml:24:10", "timeouts: udp: '0' must be a whole number of seconds from 1 to 86400"));
+  EXPECT_TRUE(has_error(r, "t.yaml:25:22", "'604801' must be a whole number of seconds from 1 to 604800"));
+  EXPECT_TRUE(has_error(r, "t.yaml:26:18", "timeouts: tcp_closing: 'soon'"));
+  EXPECT_TRUE(has_error(r, "t.yaml:27:16", "timeouts: fragments: '-1'"));
+  EXPECT_TRUE(has_error(r, "t.yaml:28:5", "unknown key 'icmp'"));
+  EXPECT_TRUE(has_error(r, "t.yaml:29:20", "flow_table_size: '1023' must be a whole number of entries from 1024 to 4194304"));
+  EXPECT_TRUE(has_error(r, "t.yaml:30:3", "unknown key 'mtu'"));
+}
+
+TEST(PolicySettings, ShapesAreChecked) {
+  EXPECT_TRUE(has_error(parse(kHeader + kRule + "settings: enforce\n"), "t.yaml:21:11",
+                        "settings: must be a mapping"));
+  EXPECT_TRUE(has_error(parse(kHeader + kRule + "settings:\n  timeouts: 30\n"), "t.yaml:22:13",
+                        "timeouts: must be a mapping"));
+  EXPECT_TRUE(has_error(parse(kHeader + kRule + "settings:\n  flow_table_size: 4194305\n"),
+                        "t.yaml:22:20", "from 1024 to 4194304"));
+}
+
+TEST_F(DefaultPolicy, EnforcesEgressWithDefaultTimeouts) {
+  const Settings& s = policy_->settings;
+  EXPECT_EQ(s.egress, EgressMode::Enforce);
+  EXPECT_GT(s.where.line, 0) << "the default policy states its egress mode explicitly";
+  EXPECT_EQ(s.udp_timeout, 60u);
+  EXPECT_EQ(s.flow_table_size, 65536u);
+}
+
 }  // namespace
 }  // namespace xdpguard::policy
