@@ -70,6 +70,29 @@ std::string addr_text(int family, const std::array<uint8_t, 16>& a) {
   return buf;
 }
 
+constexpr uint8_t kIngress = 0, kEgress = 1;  // xdpg_frag_key.direction
+
+// ICMP errors that quote the offending packet (section 5.2).
+bool icmp_is_error(int family, uint8_t type) {
+  if (family == 6) return type >= 1 && type <= 4;
+  return type == 3 || type == 11 || type == 12;
+}
+
+// Section 9.3: what a rule admitting inbound type `t` lets the host send.
+std::vector<uint8_t> icmp_out_types(int family, uint8_t t) {
+  if (family == 4) {
+    if (t == 8) return {0};
+    if (t == 0) return {8};
+    if (t == 13) return {14};
+    if (t == 14) return {13};
+    return {t};
+  }
+  if (t == 128) return {129};
+  if (t == 129) return {128};
+  if (t == 130) return {131, 132, 143};
+  return {t};
+}
+
 Decision pass(uint32_t rule) { return {Verdict::Pass, rule, DropReason::None}; }
 Decision drop(DropReason r, std::optional<uint32_t> rule = std::nullopt) {
   return {Verdict::Drop, rule, r};
@@ -85,6 +108,7 @@ const char* to_string(MatchKind k) {
     case MatchKind::IcmpType: return "icmp type";
     case MatchKind::Icmpv6Type: return "icmpv6 type";
     case MatchKind::Ethertype: return "ethertype";
+    case MatchKind::QuotedFlow: return "icmp error quoting a tracked flow";
   }
   return "?";
 }
@@ -94,13 +118,17 @@ struct ReferenceClassifier::Walk {
   enum class L4 { Other, Tcp, Udp, Icmp, Icmpv6 };
 
   Explanation* ex = nullptr;  // null: no steps are written
+  uint8_t direction = kIngress;
+  uint64_t now = 0;           // read once per packet
   int family = 0;             // 4, 6, or 0 for a non-IP frame
   uint16_t ethertype = 0;
   std::array<uint8_t, 16> saddr{}, daddr{};
   L4 l4 = L4::Other;
+  std::span<const uint8_t> l4_bytes;  // transport header to the L3 end (ICMP quotes)
   uint16_t sport = 0, dport = 0;
+  uint8_t tcp_flags = 0;
   uint8_t icmp_type = 0;
-  bool syn_without_ack = false;         // a new TCP connection: remote ports do not apply
+  bool bare_syn = false;                // SYN without ACK: a new TCP connection
   std::optional<FragKey> record_under;  // set for a first fragment
 
   template <typename... Args>
@@ -111,24 +139,43 @@ struct ReferenceClassifier::Walk {
     note("malformed: {}", why);
     return drop(DropReason::Malformed);
   }
+  uint8_t protocol() const { return l4 == L4::Tcp ? kIpTcp : kIpUdp; }
 };
 
-ReferenceClassifier::ReferenceClassifier(const policy::RuleSet& rules) : rules_(rules) {}
+ReferenceClassifier::ReferenceClassifier(const policy::RuleSet& rules, ReferenceOptions options)
+    : rules_(rules), options_(std::move(options)) {}
 
 Decision ReferenceClassifier::classify(std::span<const uint8_t> frame) {
-  return decide(frame, nullptr);
+  return decide(frame, kIngress, nullptr);
 }
 
 Explanation ReferenceClassifier::explain(std::span<const uint8_t> frame) {
   Explanation ex;
-  ex.decision = decide(frame, &ex);
+  ex.decision = decide(frame, kIngress, &ex);
   return ex;
 }
 
+EgressDecision ReferenceClassifier::classify_egress(std::span<const uint8_t> frame) {
+  if (options_.egress_mode == XDPG_EGRESS_OFF) return {};  // TC_ACT_OK at once, nothing counted
+  Decision d = decide(frame, kEgress, nullptr);
+  bool sent = d.verdict == Verdict::Pass || options_.egress_mode != XDPG_EGRESS_ENFORCE;
+  return {d, sent};
+}
+
+bool ReferenceClassifier::live(const FlowKey& key, const FlowState& flow, uint64_t now) const {
+  uint64_t timeout = key.protocol == kIpUdp ? options_.udp_timeout_ns
+                     : flow.tcp_state      ? options_.tcp_closing_timeout_ns
+                                           : options_.tcp_established_timeout_ns;
+  return now < flow.last_seen_ns || now - flow.last_seen_ns < timeout;
+}
+
 // Section 1, and the single exit where a first fragment's decision is recorded.
-Decision ReferenceClassifier::decide(std::span<const uint8_t> frame, Explanation* ex) {
+Decision ReferenceClassifier::decide(std::span<const uint8_t> frame, uint8_t direction,
+                                     Explanation* ex) {
   Walk w;
   w.ex = ex;
+  w.direction = direction;
+  w.now = options_.clock ? options_.clock() : now_;
   Decision d = [&]() -> Decision {
     Reader eth(frame);
     if (!eth.need(14))
@@ -154,11 +201,11 @@ Decision ReferenceClassifier::decide(std::span<const uint8_t> frame, Explanation
     }
     w.ethertype = ethertype;
     w.note("non-IP frame, ethertype 0x{:04x}", ethertype);
-    return choose_rule(w);
+    return choose_ethertype(w);
   }();
 
   if (w.record_under) {
-    frags_[*w.record_under] = d;
+    frags_[*w.record_under] = {d, w.now};
     w.note("first fragment: decision recorded for the later fragments");
   }
   return d;
@@ -188,7 +235,7 @@ Decision ReferenceClassifier::decide_ipv4(Walk& w, std::span<const uint8_t> pack
     w.note("ipv4 {} -> {} protocol {} tot_len {}", addr_text(4, w.saddr), addr_text(4, w.daddr),
            protocol, tot_len);
 
-  FragKey key{4, protocol, id, w.saddr, w.daddr};
+  FragKey key{4, protocol, w.direction, id, w.saddr, w.daddr};
   if (offset != 0) return decide_non_first_fragment(w, key, protocol, offset);
   if (more_fragments) {
     w.note("first fragment, id {}", id);
@@ -227,7 +274,7 @@ Decision ReferenceClassifier::decide_ipv6(Walk& w, std::span<const uint8_t> pack
       uint16_t frag_off = h.be16(2);
       uint32_t offset = frag_off >> 3;
       bool more = frag_off & 1;
-      FragKey key{6, h.u8(0), h.be32(4), w.saddr, w.daddr};
+      FragKey key{6, h.u8(0), w.direction, h.be32(4), w.saddr, w.daddr};
       if (offset != 0) return decide_non_first_fragment(w, key, h.u8(0), offset);
       if (more) {
         w.note("first fragment, id 0x{:08x}", h.be32(4));
@@ -262,14 +309,19 @@ Decision ReferenceClassifier::decide_non_first_fragment(Walk& w, const FragKey& 
     w.note("no first fragment seen for this datagram");
     return drop(DropReason::FragmentOrphan);
   }
-  w.note("takes the first fragment's decision: {}", to_string(it->second));
-  return it->second;
+  if (w.now - it->second.seen_ns >= options_.frag_timeout_ns) {
+    w.note("the first fragment's decision has expired");
+    return drop(DropReason::FragmentOrphan);
+  }
+  w.note("takes the first fragment's decision: {}", to_string(it->second.decision));
+  return it->second.decision;
 }
 
 // Section 4. `l4` ends at the L3 end.
 Decision ReferenceClassifier::decide_transport(Walk& w, uint8_t protocol,
                                                std::span<const uint8_t> l4) {
   Reader h(l4);
+  w.l4_bytes = l4;
   if (protocol == kIpTcp) {
     if (!h.need(20)) return w.malformed("TCP header truncated");
     size_t header_len = (h.u8(12) >> 4) * 4u;
@@ -279,13 +331,13 @@ Decision ReferenceClassifier::decide_transport(Walk& w, uint8_t protocol,
     w.l4 = Walk::L4::Tcp;
     w.sport = h.be16(0);
     w.dport = h.be16(2);
+    w.tcp_flags = flags;
     if (w.ex) w.note("tcp {} -> {} flags {}", w.sport, w.dport, tcp_flag_letters(flags));
     if (bad_tcp_flags(flags)) {
       w.note("flag combination never sent by a correct stack");
       return drop(DropReason::BadTcpFlags);
     }
-    w.syn_without_ack = (flags & kTcpSyn) && !(flags & kTcpAck);
-    if (w.syn_without_ack) w.note("SYN without ACK: remote ports do not apply");
+    w.bare_syn = (flags & kTcpSyn) && !(flags & kTcpAck);
   } else if (protocol == kIpUdp) {
     if (!h.need(8)) return w.malformed("UDP header truncated");
     w.l4 = Walk::L4::Udp;
@@ -304,11 +356,15 @@ Decision ReferenceClassifier::decide_transport(Walk& w, uint8_t protocol,
     w.note("icmpv6 type {} code {}", w.icmp_type, h.u8(1));
   } else {
     w.note("protocol {} over IPv{}: no rule kind covers it", protocol, w.family);
+    return drop(DropReason::NoRule);
   }
-  return choose_rule(w);
+  return w.direction == kEgress ? choose_egress(w) : choose_ingress(w);
 }
 
 namespace {
+
+using policy::Initiator;
+using policy::Protocol;
 
 bool any_contains(const std::vector<policy::PortRange>& ranges, uint16_t port) {
   return std::any_of(ranges.begin(), ranges.end(),
@@ -320,70 +376,256 @@ bool has(const std::vector<T>& values, T v) {
   return std::find(values.begin(), values.end(), v) != values.end();
 }
 
+// Section 7: which port list of a rule is in force.
+bool peers_open(const policy::Rule& r) {
+  return r.initiator == Initiator::Remote || r.initiator == Initiator::Both;
+}
+bool host_opens(const policy::Rule& r) {
+  return r.initiator == Initiator::Local || r.initiator == Initiator::Both;
+}
+
+// An IP rule without a peer set compiles into no LPM prefix, so admits none.
+bool in_peer_set(const policy::RuleSet::Entry& e, int family, const std::array<uint8_t, 16>& a) {
+  return e.peers != nullptr && e.peers->contains(family, a.data());
+}
+
+std::string set_name(const policy::RuleSet::Entry& e) {
+  return e.peers ? " '" + e.peers->name + "'" : std::string();
+}
+
+// The first rule index with a property, as lowest_bit() of a mask.
+struct First {
+  std::optional<uint32_t> index;
+  void offer(uint32_t i) {
+    if (!index) index = i;
+  }
+};
+
 }  // namespace
 
-// Section 5, by testing each rule directly (section 7 says what a rule covers).
-Decision ReferenceClassifier::choose_rule(Walk& w) {
-  using policy::Initiator;
-  using policy::Protocol;
-
-  auto port_match = [&](const policy::Rule& r) -> MatchKind {
-    bool peers_open = r.initiator == Initiator::Remote || r.initiator == Initiator::Both;
-    bool host_opens = r.initiator == Initiator::Local || r.initiator == Initiator::Both;
-    auto by_ports = [&]() {
-      if (peers_open && any_contains(r.local_ports, w.dport)) return MatchKind::LocalPort;
-      if (host_opens && !w.syn_without_ack && any_contains(r.remote_ports, w.sport))
-        return MatchKind::RemotePort;
-      return MatchKind::None;
-    };
-    switch (r.protocol) {
-      case Protocol::Tcp: return w.l4 == Walk::L4::Tcp ? by_ports() : MatchKind::None;
-      case Protocol::Udp: return w.l4 == Walk::L4::Udp ? by_ports() : MatchKind::None;
-      case Protocol::Icmp:
-        return w.l4 == Walk::L4::Icmp && has(r.icmp_types, w.icmp_type) ? MatchKind::IcmpType
-                                                                        : MatchKind::None;
-      case Protocol::Icmpv6:
-        return w.l4 == Walk::L4::Icmpv6 && has(r.icmp_types, w.icmp_type) ? MatchKind::Icmpv6Type
-                                                                          : MatchKind::None;
-      case Protocol::Ethertype:
-        return w.family == 0 && has(r.ethertypes, w.ethertype) ? MatchKind::Ethertype
-                                                               : MatchKind::None;
-    }
-    return MatchKind::None;
-  };
-  // Non-IP frames have no source address: ethertype rules admit any sender.
-  // An IP rule without a peer set compiles into no LPM prefix, so admits none.
-  auto peer_match = [&](const policy::RuleSet::Entry& e) {
-    if (e.rule->protocol == Protocol::Ethertype) return true;
-    return e.peers != nullptr && e.peers->contains(w.family, w.saddr.data());
-  };
-
-  std::optional<uint32_t> first_covering;
-  MatchKind first_kind = MatchKind::None;
+// Sections 1.3 and 9.4: non-IP frames have no address, ethertype rules admit
+// any sender, the same way in both directions.
+Decision ReferenceClassifier::choose_ethertype(Walk& w) {
   for (uint32_t i = 0; i < rules_.rules.size(); ++i) {
-    const auto& entry = rules_.rules[i];
-    MatchKind kind = port_match(*entry.rule);
-    if (kind == MatchKind::None) continue;
-    bool member = peer_match(entry);
-    if (w.ex)
-      w.note("rule {} '{}' covers it by {}; source {} its peer set{}", i, entry.rule->id,
-             to_string(kind), member ? "is in" : "is not in",
-             entry.peers ? " '" + entry.peers->name + "'" : std::string());
-    if (!first_covering) {
-      first_covering = i;
-      first_kind = kind;
-    }
-    if (member) {
-      if (w.ex) w.ex->kind = kind;
+    const policy::Rule& r = *rules_.rules[i].rule;
+    if (r.protocol == Protocol::Ethertype && has(r.ethertypes, w.ethertype)) {
+      w.note("rule {} '{}' admits ethertype 0x{:04x}", i, r.id, w.ethertype);
+      if (w.ex) w.ex->kind = MatchKind::Ethertype;
       return pass(i);
     }
   }
-  if (first_covering) {
-    if (w.ex) w.ex->kind = first_kind;
-    return drop(DropReason::PeerNotInSet, first_covering);
-  }
   w.note("no rule covers it");
   return drop(DropReason::NoRule);
+}
+
+// Section 5, by testing each rule directly.
+Decision ReferenceClassifier::choose_ingress(Walk& w) {
+  if (w.l4 == Walk::L4::Icmp || w.l4 == Walk::L4::Icmpv6) return ingress_icmp(w);
+  const Protocol proto = w.l4 == Walk::L4::Tcp ? Protocol::Tcp : Protocol::Udp;
+  if (w.bare_syn) w.note("SYN without ACK: remote ports do not apply (a reply never opens)");
+
+  First covering, local_hit, remote_hit;
+  MatchKind covering_kind = MatchKind::None;
+  for (uint32_t i = 0; i < rules_.rules.size(); ++i) {
+    const auto& entry = rules_.rules[i];
+    const policy::Rule& r = *entry.rule;
+    if (r.protocol != proto) continue;
+    bool local = peers_open(r) && any_contains(r.local_ports, w.dport);
+    bool remote = host_opens(r) && !w.bare_syn && any_contains(r.remote_ports, w.sport);
+    if (!local && !remote) continue;
+    bool member = in_peer_set(entry, w.family, w.saddr);
+    if (w.ex)
+      w.note("rule {} '{}' covers it by {}; source {} its peer set{}", i, r.id,
+             local && remote ? "local and remote port" : local ? "local port" : "remote port",
+             member ? "is in" : "is not in", set_name(entry));
+    if (!covering.index) covering_kind = local ? MatchKind::LocalPort : MatchKind::RemotePort;
+    covering.offer(i);
+    if (member && local) local_hit.offer(i);
+    if (member && remote) remote_hit.offer(i);
+  }
+  if (!covering.index) {
+    w.note("no rule covers it");
+    return drop(DropReason::NoRule);
+  }
+  // A local-port hit wins: peer-initiated flows are stateless.
+  if (local_hit.index) {
+    w.note("passes on rule {} '{}' (local port, stateless)", *local_hit.index,
+           rules_.rules[*local_hit.index].rule->id);
+    if (w.ex) w.ex->kind = MatchKind::LocalPort;
+    return pass(*local_hit.index);
+  }
+  if (remote_hit.index) {
+    uint32_t rule = *remote_hit.index;
+    if (w.ex) w.ex->kind = MatchKind::RemotePort;
+    if (options_.egress_mode == XDPG_EGRESS_OFF) {
+      w.note("egress off: passes on rule {} '{}' without a flow", rule,
+             rules_.rules[rule].rule->id);
+      return pass(rule);
+    }
+    FlowKey key{static_cast<uint8_t>(w.family), w.protocol(), w.dport, w.sport, w.daddr, w.saddr};
+    auto it = flows_.find(key);
+    if (it == flows_.end() || !live(key, it->second, w.now)) {
+      w.note("a reply from a remote port, but the host has no {} flow {}:{} -> {}:{}",
+             it == flows_.end() ? "tracked" : "live", addr_text(w.family, w.daddr), w.dport,
+             addr_text(w.family, w.saddr), w.sport);
+      return drop(DropReason::NoFlow, rule);
+    }
+    FlowState& f = it->second;
+    f.last_seen_ns = w.now;
+    f.flags |= XDPG_FLOW_REPLIED;
+    if (w.l4 == Walk::L4::Tcp) {
+      if (w.tcp_flags & kTcpFin) f.tcp_state |= XDPG_FLOW_FIN_REMOTE;
+      if (w.tcp_flags & kTcpRst) f.tcp_state |= XDPG_FLOW_RST;
+    }
+    w.note("a reply to a live flow the host opened: passes on rule {} '{}', flow refreshed",
+           rule, rules_.rules[rule].rule->id);
+    return pass(rule);
+  }
+  if (w.ex) w.ex->kind = covering_kind;
+  return drop(DropReason::PeerNotInSet, covering.index);
+}
+
+// Section 5.2.
+Decision ReferenceClassifier::ingress_icmp(Walk& w) {
+  const bool v6 = w.l4 == Walk::L4::Icmpv6;
+  const Protocol proto = v6 ? Protocol::Icmpv6 : Protocol::Icmp;
+  First covering;
+  for (uint32_t i = 0; i < rules_.rules.size(); ++i) {
+    const auto& entry = rules_.rules[i];
+    if (entry.rule->protocol != proto || !has(entry.rule->icmp_types, w.icmp_type)) continue;
+    bool member = in_peer_set(entry, w.family, w.saddr);
+    if (w.ex)
+      w.note("rule {} '{}' covers type {}; source {} its peer set{}", i, entry.rule->id,
+             w.icmp_type, member ? "is in" : "is not in", set_name(entry));
+    covering.offer(i);
+    if (member) {
+      if (w.ex) w.ex->kind = v6 ? MatchKind::Icmpv6Type : MatchKind::IcmpType;
+      return pass(i);
+    }
+  }
+
+  if (options_.egress_mode != XDPG_EGRESS_OFF && icmp_is_error(w.family, w.icmp_type)) {
+    // The quoted packet is the host's own, 8 bytes into the message.
+    Reader q(w.l4_bytes.size() >= 8 ? w.l4_bytes.subspan(8) : std::span<const uint8_t>{});
+    std::optional<FlowKey> key;
+    if (!v6 && q.need(20) && q.u8(0) >> 4 == 4) {
+      size_t ihl = (q.u8(0) & 0x0F) * 4u;
+      uint8_t p = q.u8(9);
+      if (ihl >= 20 && (q.be16(6) & 0x1FFF) == 0 && (p == kIpTcp || p == kIpUdp) &&
+          q.need(ihl + 4))
+        key = FlowKey{4, p, q.be16(ihl), q.be16(ihl + 2), q.addr<4>(12), q.addr<4>(16)};
+    } else if (v6 && q.need(44) && q.u8(0) >> 4 == 6) {
+      uint8_t p = q.u8(6);
+      if (p == kIpTcp || p == kIpUdp)
+        key = FlowKey{6, p, q.be16(40), q.be16(42), q.addr<16>(8), q.addr<16>(24)};
+    }
+    if (!key) {
+      w.note("an error, but it quotes no TCP/UDP packet of the host");
+    } else if (auto it = flows_.find(*key); it != flows_.end() && live(*key, it->second, w.now)) {
+      w.note("an error quoting the live flow {}:{} -> {}:{}, opened under rule {}",
+             addr_text(w.family, key->local_addr), key->local_port,
+             addr_text(w.family, key->remote_addr), key->remote_port, it->second.rule);
+      if (w.ex) w.ex->kind = MatchKind::QuotedFlow;
+      return pass(it->second.rule);  // not refreshed
+    } else {
+      w.note("an error quoting a packet of no live flow");
+    }
+  }
+  if (!covering.index) {
+    w.note("no rule covers it");
+    return drop(DropReason::NoRule);
+  }
+  if (w.ex) w.ex->kind = v6 ? MatchKind::Icmpv6Type : MatchKind::IcmpType;
+  return drop(DropReason::PeerNotInSet, covering.index);
+}
+
+// Section 9, by testing each rule directly; `members` is on the destination.
+Decision ReferenceClassifier::choose_egress(Walk& w) {
+  if (w.l4 == Walk::L4::Icmp || w.l4 == Walk::L4::Icmpv6) {
+    const bool v6 = w.l4 == Walk::L4::Icmpv6;
+    const Protocol proto = v6 ? Protocol::Icmpv6 : Protocol::Icmp;
+    First covering;
+    for (uint32_t i = 0; i < rules_.rules.size(); ++i) {
+      const auto& entry = rules_.rules[i];
+      if (entry.rule->protocol != proto) continue;
+      bool sends = std::any_of(
+          entry.rule->icmp_types.begin(), entry.rule->icmp_types.end(),
+          [&](uint8_t t) { return has(icmp_out_types(w.family, t), w.icmp_type); });
+      if (!sends) continue;
+      bool member = in_peer_set(entry, w.family, w.daddr);
+      if (w.ex)
+        w.note("rule {} '{}' lets the host send type {}; destination {} its peer set{}", i,
+               entry.rule->id, w.icmp_type, member ? "is in" : "is not in", set_name(entry));
+      covering.offer(i);
+      if (member) return pass(i);
+    }
+    if (!covering.index) {
+      w.note("no rule lets the host send it");
+      return drop(DropReason::NoRule);
+    }
+    return drop(DropReason::PeerNotInSet, covering.index);
+  }
+
+  const Protocol proto = w.l4 == Walk::L4::Tcp ? Protocol::Tcp : Protocol::Udp;
+  if (w.bare_syn) w.note("SYN without ACK: local ports do not apply (a server port never opens)");
+  First covering, remote_hit, local_hit, local_open;
+  for (uint32_t i = 0; i < rules_.rules.size(); ++i) {
+    const auto& entry = rules_.rules[i];
+    const policy::Rule& r = *entry.rule;
+    if (r.protocol != proto) continue;
+    bool remote = host_opens(r) && any_contains(r.remote_ports, w.dport);
+    bool local = peers_open(r) && !w.bare_syn && any_contains(r.local_ports, w.sport);
+    if (!local && !remote) continue;
+    bool member = in_peer_set(entry, w.family, w.daddr);
+    if (w.ex)
+      w.note("rule {} '{}' covers it by {}; destination {} its peer set{}", i, r.id,
+             local && remote ? "local and remote port" : local ? "local port" : "remote port",
+             member ? "is in" : "is not in", set_name(entry));
+    covering.offer(i);
+    if (member && remote) remote_hit.offer(i);
+    if (member && local) {
+      local_hit.offer(i);
+      if (r.flow != policy::Flow::ReceiveOnly) local_open.offer(i);
+    }
+  }
+  if (!covering.index) {
+    w.note("no rule covers it");
+    return drop(DropReason::NoRule);
+  }
+  if (remote_hit.index) {
+    w.note("a flow the host opens: passes on rule {}", *remote_hit.index);
+    flow_outbound(w, *remote_hit.index);
+    return pass(*remote_hit.index);
+  }
+  if (local_open.index) {
+    w.note("a reply from a port the host serves: passes on rule {}", *local_open.index);
+    return pass(*local_open.index);
+  }
+  if (local_hit.index) {
+    w.note("every rule serving this port is receive-only");
+    return drop(DropReason::ReceiveOnly, local_hit.index);
+  }
+  return drop(DropReason::PeerNotInSet, covering.index);
+}
+
+// Section 9.2.
+void ReferenceClassifier::flow_outbound(const Walk& w, uint32_t rule) {
+  FlowKey key{static_cast<uint8_t>(w.family), w.protocol(), w.sport, w.dport, w.saddr, w.daddr};
+  const bool tcp = w.l4 == Walk::L4::Tcp;
+  auto it = flows_.find(key);
+  if (it == flows_.end()) {
+    if (tcp && !w.bare_syn) return;  // only a SYN opens a TCP flow
+    flows_[key] = FlowState{w.now, w.now, rule, 0, 0};
+    ++flow_inserts_;
+    return;
+  }
+  FlowState& f = it->second;
+  if (tcp && w.bare_syn) f = FlowState{f.last_seen_ns, w.now, rule, 0, 0};  // reused tuple
+  f.last_seen_ns = w.now;
+  if (tcp) {
+    if (w.tcp_flags & kTcpFin) f.tcp_state |= XDPG_FLOW_FIN_LOCAL;
+    if (w.tcp_flags & kTcpRst) f.tcp_state |= XDPG_FLOW_RST;
+  }
 }
 
 }  // namespace xdpguard::classify

@@ -9,7 +9,13 @@
 // - after every batch, each rule's pass/drop packet and byte counters and each
 //   drop reason's counters equal the sums of the reference's decisions;
 // - this holds for the default policy as shipped (open sets), with its peer
-//   sets narrowed to random prefixes, and for the secured-only profile.
+//   sets narrowed to random prefixes, and for the secured-only profile, with
+//   egress off (replies from remote ports admitted statelessly);
+// - with egress enforced and no flow ever opened (the egress program is not
+//   run), every packet that egress-off would pass through a remote port is
+//   dropped no_flow on the same rule, and every other packet is decided as
+//   with egress off.
+// Sequences through both programs are tests/bpf/flow_differential_test.cpp.
 // The packet count is XDPGUARD_DIFF_PACKETS (default 1,000,000 in total).
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -283,7 +289,9 @@ struct Scenario {
   const char* profile;
   bool narrow_sets;
   uint64_t seed;
+  uint8_t egress_mode = XDPG_EGRESS_OFF;
 };
+constexpr size_t kScenarios = 4;
 
 class Differential : public ::testing::TestWithParam<Scenario> {};
 
@@ -306,21 +314,36 @@ TEST_P(Differential, XdpAgreesWithReferenceOnEveryPacket) {
   const auto& rules = std::get<policy::RuleSet>(selected);
 
   kernel::DatapathOptions options;
-  options.frag_timeout_ns = ~0ULL;  // the reference has no clock
+  options.frag_timeout_ns = ~0ULL;  // the reference's clock stands still
+  options.egress_mode = sc.egress_mode;
   auto dp = kernel::Datapath::load(compile::compile(rules), options);
   ASSERT_TRUE(dp.ok()) << dp.error().message;
 
-  classify::ReferenceClassifier reference(rules);
+  classify::ReferenceOptions ref_options;
+  ref_options.frag_timeout_ns = options.frag_timeout_ns;
+  ref_options.egress_mode = sc.egress_mode;
+  classify::ReferenceClassifier reference(rules, ref_options);
+  // The same packets without flow tracking, to check what tracking changes.
+  ref_options.egress_mode = XDPG_EGRESS_OFF;
+  classify::ReferenceClassifier stateless(rules, ref_options);
+  const bool tracking = sc.egress_mode != XDPG_EGRESS_OFF;
   PacketGenerator gen(sc.seed, vocabulary(rules));
   Expected expected;
   std::vector<uint8_t> frame;
   size_t passes = 0;
   std::array<size_t, XDPG_DROP_REASON_COUNT> drops{};
 
-  const size_t n = total_packets() / 3;
+  const size_t n = total_packets() / kScenarios;
   for (size_t i = 1; i <= n; ++i) {
     gen.next(frame);
     Decision want = reference.classify(frame);
+    if (tracking) {
+      // No flows: tracking only turns stateless reply passes into no_flow.
+      Decision plain = stateless.classify(frame);
+      if (want != plain)
+        ASSERT_EQ(want, (Decision{Verdict::Drop, plain.rule, DropReason::NoFlow}))
+            << "packet " << i << " egress off: " << to_string(plain) << "\nframe: " << hex(frame);
+    }
     auto action = dp->test_run(frame);
     ASSERT_TRUE(action.ok()) << action.error().message;
     int want_action = want.verdict == Verdict::Pass ? XDP_PASS : XDP_DROP;
@@ -338,8 +361,13 @@ TEST_P(Differential, XdpAgreesWithReferenceOnEveryPacket) {
   EXPECT_GT(passes, n / 50);
   for (size_t r = 1; r < XDPG_DROP_REASON_COUNT; ++r) {
     if (!sc.narrow_sets && r == XDPG_DROP_PEER_NOT_IN_SET) continue;  // open sets hold everyone
+    if (r == XDPG_DROP_RECEIVE_ONLY) continue;  // egress only
+    if (r == XDPG_DROP_NO_FLOW && !tracking) continue;
     EXPECT_GT(drops[r], 0u) << drop_reason_name(static_cast<DropReason>(r));
   }
+  EXPECT_EQ(drops[XDPG_DROP_RECEIVE_ONLY], 0u);
+  if (!tracking) EXPECT_EQ(drops[XDPG_DROP_NO_FLOW], 0u);
+  EXPECT_TRUE(reference.flows().empty());
   std::printf("[ %s ] %zu packets: %zu passed, drops:", sc.name, n, passes);
   for (size_t r = 1; r < XDPG_DROP_REASON_COUNT; ++r)
     std::printf(" %s=%zu", drop_reason_name(static_cast<DropReason>(r)), drops[r]);
@@ -350,7 +378,8 @@ INSTANTIATE_TEST_SUITE_P(
     DefaultPolicy, Differential,
     ::testing::Values(Scenario{"open_sets", "", false, 1},
                       Scenario{"narrowed_sets", "", true, 2},
-                      Scenario{"secured_only_narrowed", "secured-only", true, 3}),
+                      Scenario{"secured_only_narrowed", "secured-only", true, 3},
+                      Scenario{"enforce_without_flows", "", true, 4, XDPG_EGRESS_ENFORCE}),
     [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

@@ -6,6 +6,14 @@
 // - 5: first match by port/type AND peer; peer_not_in_set attributed to the
 //      first rule that covers the port; no_rule otherwise
 // - every truncation of a valid frame is malformed
+// - 5 (egress off): remote ports admit replies statelessly; a local-port hit
+//   wins over a remote-port hit
+// - 5, 8, 9 (egress track/enforce, FlowTest): egress opens flows (UDP, bare
+//   SYN) under host-initiated rules and refreshes them; ingress admits replies
+//   only to live flows and refreshes them; timeouts by protocol and TCP state
+//   with the injected clock; a bare SYN resets a reused tuple; receive-only
+//   ports send nothing; ICMP errors quoting live flows pass on the flow's rule;
+//   fragments are per direction; track mode counts drops but sends
 #include "classify/reference.hpp"
 
 #include <arpa/inet.h>
@@ -59,6 +67,8 @@ enum : uint32_t {
   kNd = 7,          // icmpv6 133-136, any
   kArp = 8,         // ethertype 0x0806
   kSip = 9,         // tcp local 5060 and remote 5060 (both), lab
+  kTrap = 10,       // udp local 162, receive-only, mgmt
+  kSyslog = 11,     // udp local 514 (bidirectional), mgmt
 };
 
 class ReferenceTest : public ::testing::Test {
@@ -84,6 +94,10 @@ class ReferenceTest : public ::testing::Test {
     arp.ethertypes = {0x0806};
     add(arp);
     add(ports("sip", Protocol::Tcp, "lab", Initiator::Both, {{5060, 5060}}, {{5060, 5060}}));
+    Rule trap = ports("trap", Protocol::Udp, "mgmt", Initiator::Remote, {{162, 162}}, {});
+    trap.flow = policy::Flow::ReceiveOnly;
+    add(trap);
+    add(ports("syslog", Protocol::Udp, "mgmt", Initiator::Remote, {{514, 514}}, {}));
     rules_.policy = &policy_;
   }
 
@@ -136,7 +150,13 @@ class ReferenceTest : public ::testing::Test {
     return p;
   }();
   policy::RuleSet rules_;
-  ReferenceClassifier classifier_{rules_};
+  // Stateless replies, as before flow tracking: sections 1-5 without flows.
+  static ReferenceOptions egress_off() {
+    ReferenceOptions o;
+    o.egress_mode = XDPG_EGRESS_OFF;
+    return o;
+  }
+  ReferenceClassifier classifier_{rules_, egress_off()};
 };
 
 // ---- section 5: rule choice -------------------------------------------------
@@ -200,6 +220,15 @@ TEST_F(ReferenceTest, InitiatorBothUsesBothPortLists) {
   EXPECT_EQ(run("tcp 198.51.100.7:5060 -> 203.0.113.1:40000 flags S"), kNoRule);
   EXPECT_EQ(run("tcp 192.0.2.7:5060 -> 203.0.113.1:40000 flags A"),
             Drop(DropReason::PeerNotInSet, kSip));
+}
+
+TEST_F(ReferenceTest, LocalPortHitWinsOverRemotePortHit) {
+  // Destination 5060 is sip's local port (rule 9), source 636 ldap-client's
+  // remote port (rule 3): the lower index does not win, the local port does.
+  EXPECT_EQ(run("tcp 198.51.100.7:636 -> 203.0.113.1:5060 flags A"), Pass(kSip));
+  // Outside both sets: blame the lowest covering rule of either kind.
+  EXPECT_EQ(run("tcp 192.0.2.7:636 -> 203.0.113.1:5060 flags A"),
+            Drop(DropReason::PeerNotInSet, kLdapClient));
 }
 
 TEST_F(ReferenceTest, Udp) {
@@ -609,7 +638,7 @@ TEST_F(ReferenceTest, ExplainNamesTheMatchAndTheSteps) {
 // Corrupted and truncated frames: every read stays inside the frame (the
 // Reader asserts; run under ASan too), and explain() decides as classify().
 TEST_F(ReferenceTest, MutatedFramesDecideTheSameWithAndWithoutSteps) {
-  ReferenceClassifier plain(rules_);
+  ReferenceClassifier plain(rules_, egress_off());
   std::mt19937 rng(1234);
   const char* texts[] = {"tcp 192.0.2.7:51515 -> 203.0.113.1:22 flags S vlan 3 len 12",
                          "udp [2001:db8:1::7]:1 -> [2001:db8::1]:161 len 9",
@@ -633,6 +662,279 @@ TEST_F(ReferenceTest, MutatedFramesDecideTheSameWithAndWithoutSteps) {
   }
   EXPECT_GT(verdicts[0], 1000);  // the mutations reach both outcomes
   EXPECT_GT(verdicts[1], 1000);
+}
+
+// ---- sections 5, 8, 9: flows ------------------------------------------------
+
+class FlowTest : public ReferenceTest {
+ protected:
+  static constexpr uint64_t kSecond = 1'000'000'000ULL;
+  FlowTest() { flows_.set_now(1000 * kSecond); }
+
+  static ReferenceOptions mode(uint8_t m) {
+    ReferenceOptions o;
+    o.egress_mode = m;
+    o.udp_timeout_ns = 60 * kSecond;
+    o.tcp_established_timeout_ns = 3600 * kSecond;
+    o.tcp_closing_timeout_ns = 30 * kSecond;
+    return o;
+  }
+  Decision in(std::string_view text) { return flows_.classify(build_frame(spec(text))); }
+  Decision in(const std::vector<uint8_t>& frame) { return flows_.classify(frame); }
+  Decision out(std::string_view text) { return out(build_frame(spec(text))); }
+  Decision out(const std::vector<uint8_t>& frame) {
+    EgressDecision e = flows_.classify_egress(frame);
+    EXPECT_TRUE(e.decision.has_value());
+    if (!e.decision) return {};
+    // Enforce: sent exactly when passed.
+    EXPECT_EQ(e.sent, e.decision->verdict == Verdict::Pass);
+    return *e.decision;
+  }
+  void advance(uint64_t ns) {
+    now_ += ns;
+    flows_.set_now(now_);
+  }
+  // An ICMP error from `router` whose body quotes the packet `quoted` (the host's own).
+  static std::vector<uint8_t> icmp_error(std::string_view error, std::string_view quoted) {
+    std::vector<uint8_t> inner = build_frame(spec(quoted));
+    inner.erase(inner.begin(), inner.begin() + 14);  // the IP packet, without Ethernet
+    PacketSpec e = spec(error);
+    e.payload_len = inner.size();
+    std::vector<uint8_t> frame = build_frame(e);
+    std::copy(inner.begin(), inner.end(), frame.begin() + frame_layout(e).payload);
+    return frame;
+  }
+  const FlowState* flow(std::string_view host_packet) {
+    PacketSpec s = spec(host_packet);
+    FlowKey k{static_cast<uint8_t>(s.family), s.l4 == L4::Tcp ? uint8_t{6} : uint8_t{17},
+              s.sport, s.dport, s.src, s.dst};
+    auto it = flows_.flows().find(k);
+    return it == flows_.flows().end() ? nullptr : &it->second;
+  }
+
+  uint64_t now_ = 1000 * kSecond;
+  ReferenceClassifier flows_{rules_, mode(XDPG_EGRESS_ENFORCE)};
+};
+
+TEST_F(FlowTest, RepliesNeedAFlowTheHostOpened) {
+  const char* reply = "tcp 198.51.100.7:636 -> 203.0.113.1:40000 flags SA";
+  EXPECT_EQ(in(reply), Drop(DropReason::NoFlow, kLdapClient));
+  EXPECT_EQ(out("tcp 203.0.113.1:40000 -> 198.51.100.7:636 flags S"), Pass(kLdapClient));
+  EXPECT_EQ(flows_.flow_inserts(), 1u);
+  ASSERT_NE(flow("tcp 203.0.113.1:40000 -> 198.51.100.7:636"), nullptr);
+  EXPECT_EQ(flow("tcp 203.0.113.1:40000 -> 198.51.100.7:636")->flags, 0);
+  advance(kSecond);
+  EXPECT_EQ(in(reply), Pass(kLdapClient));
+  const FlowState* f = flow("tcp 203.0.113.1:40000 -> 198.51.100.7:636");
+  EXPECT_EQ(f->flags, XDPG_FLOW_REPLIED);
+  EXPECT_EQ(f->last_seen_ns, now_);
+  EXPECT_EQ(f->created_ns, now_ - kSecond);
+  EXPECT_EQ(f->rule, kLdapClient);
+  // Wrong port, wrong peer, other family: no flow.
+  EXPECT_EQ(in("tcp 198.51.100.7:636 -> 203.0.113.1:40001 flags A"),
+            Drop(DropReason::NoFlow, kLdapClient));
+  EXPECT_EQ(in("tcp 198.51.100.8:636 -> 203.0.113.1:40000 flags A"),
+            Drop(DropReason::NoFlow, kLdapClient));
+  // A bare SYN from the remote port is no reply at all.
+  EXPECT_EQ(in("tcp 198.51.100.7:636 -> 203.0.113.1:40000 flags S"), kNoRule);
+  // Only a SYN opens a TCP flow; an ACK to an unknown tuple records nothing.
+  EXPECT_EQ(out("tcp 203.0.113.1:40002 -> 198.51.100.7:636 flags A"), Pass(kLdapClient));
+  EXPECT_EQ(flows_.flows().size(), 1u);
+  // Outside the peer set: refused by policy, no flow looked at or made.
+  EXPECT_EQ(out("tcp 203.0.113.1:40003 -> 192.0.2.7:636 flags S"),
+            Drop(DropReason::PeerNotInSet, kLdapClient));
+  EXPECT_EQ(in("tcp 192.0.2.7:636 -> 203.0.113.1:40003 flags SA"),
+            Drop(DropReason::PeerNotInSet, kLdapClient));
+  EXPECT_EQ(flows_.flow_inserts(), 1u);
+}
+
+TEST_F(FlowTest, UdpFlowsExpireAndAnyOutboundDatagramRevives) {
+  EXPECT_EQ(out("udp 203.0.113.1:5353 -> 203.0.113.53:53"), Pass(kDnsClient));
+  advance(59 * kSecond);
+  EXPECT_EQ(in("udp 203.0.113.53:53 -> 203.0.113.1:5353"), Pass(kDnsClient));  // refreshes
+  advance(59 * kSecond);
+  EXPECT_EQ(in("udp 203.0.113.53:53 -> 203.0.113.1:5353"), Pass(kDnsClient));
+  advance(60 * kSecond);
+  EXPECT_EQ(in("udp 203.0.113.53:53 -> 203.0.113.1:5353"), Drop(DropReason::NoFlow, kDnsClient));
+  EXPECT_EQ(flows_.flows().size(), 1u);  // expired, not deleted
+  EXPECT_EQ(out("udp 203.0.113.1:5353 -> 203.0.113.53:53"), Pass(kDnsClient));
+  EXPECT_EQ(flows_.flow_inserts(), 1u);  // the existing key is revived, not inserted
+  EXPECT_EQ(in("udp 203.0.113.53:53 -> 203.0.113.1:5353"), Pass(kDnsClient));
+  EXPECT_EQ(in("udp [2001:db8:9::53]:53 -> [2001:db8::1]:5353"),
+            Drop(DropReason::NoFlow, kDnsClient));
+}
+
+TEST_F(FlowTest, TcpClosingTimeoutAfterFinOrRstAndReuseBySyn) {
+  const char* syn = "tcp 203.0.113.1:40000 -> 198.51.100.7:5060 flags S";
+  const char* reply = "tcp 198.51.100.7:5060 -> 203.0.113.1:40000 flags A";
+  EXPECT_EQ(out(syn), Pass(kSip));
+  advance(3000 * kSecond);
+  EXPECT_EQ(in(reply), Pass(kSip));  // established: an hour
+  EXPECT_EQ(in("tcp 198.51.100.7:5060 -> 203.0.113.1:40000 flags FA"), Pass(kSip));
+  EXPECT_EQ(flow(syn)->tcp_state, XDPG_FLOW_FIN_REMOTE);
+  advance(29 * kSecond);
+  EXPECT_EQ(in(reply), Pass(kSip));
+  advance(30 * kSecond);
+  EXPECT_EQ(in(reply), Drop(DropReason::NoFlow, kSip));
+  // The host's FIN (any outbound segment) revives it, still closing.
+  EXPECT_EQ(out("tcp 203.0.113.1:40000 -> 198.51.100.7:5060 flags FA"), Pass(kSip));
+  EXPECT_EQ(flow(syn)->tcp_state, XDPG_FLOW_FIN_REMOTE | XDPG_FLOW_FIN_LOCAL);
+  EXPECT_EQ(in(reply), Pass(kSip));
+  // A new connection on the same tuple starts over: established timeout again.
+  advance(kSecond);
+  EXPECT_EQ(out(syn), Pass(kSip));
+  EXPECT_EQ(flow(syn)->tcp_state, 0);
+  EXPECT_EQ(flow(syn)->flags, 0);
+  EXPECT_EQ(flow(syn)->created_ns, now_);
+  advance(100 * kSecond);
+  EXPECT_EQ(in(reply), Pass(kSip));
+  EXPECT_EQ(in("tcp 198.51.100.7:5060 -> 203.0.113.1:40000 flags R"), Pass(kSip));
+  EXPECT_EQ(flow(syn)->tcp_state, XDPG_FLOW_RST);
+  advance(30 * kSecond);
+  EXPECT_EQ(in(reply), Drop(DropReason::NoFlow, kSip));
+  EXPECT_EQ(flows_.flow_inserts(), 1u);
+}
+
+TEST_F(FlowTest, EgressFromLocalPortsAndReceiveOnly) {
+  // Replies from served ports pass, stateless; a bare SYN from them does not.
+  EXPECT_EQ(out("tcp 203.0.113.1:22 -> 192.0.2.7:51515 flags SA"), Pass(kSsh));
+  EXPECT_EQ(out("tcp 203.0.113.1:22 -> 192.0.2.7:51515 flags S"), kNoRule);
+  EXPECT_EQ(out("tcp 203.0.113.1:22 -> 198.51.100.7:51515 flags A"),
+            Drop(DropReason::PeerNotInSet, kSsh));
+  EXPECT_EQ(out("udp 203.0.113.1:514 -> 192.0.2.7:5000"), Pass(kSyslog));
+  EXPECT_EQ(out("udp 203.0.113.1:162 -> 192.0.2.7:5000"), Drop(DropReason::ReceiveOnly, kTrap));
+  EXPECT_EQ(out("udp 203.0.113.1:162 -> 198.51.100.7:5000"),
+            Drop(DropReason::PeerNotInSet, kTrap));
+  EXPECT_EQ(in("udp 192.0.2.7:5000 -> 203.0.113.1:162"), Pass(kTrap));
+  // Undocumented remote port, and the remote-port hit winning over a local one.
+  EXPECT_EQ(out("tcp 203.0.113.1:40000 -> 198.51.100.7:6667 flags S"), kNoRule);
+  EXPECT_EQ(out("tcp 203.0.113.1:22 -> 198.51.100.7:5060 flags A"), Pass(kSip));
+  EXPECT_EQ(flows_.flows().size(), 0u);  // not a SYN: nothing recorded
+  EXPECT_EQ(out("proto 50 203.0.113.1 -> 198.51.100.7 len 40"), kNoRule);
+  EXPECT_EQ(out("arp"), Pass(kArp));
+  // Peer-initiated inbound traffic needs no flow, whatever the mode.
+  EXPECT_EQ(in("tcp 192.0.2.7:51515 -> 203.0.113.1:22 flags A"), Pass(kSsh));
+}
+
+TEST_F(FlowTest, EgressIcmpByOutTypes) {
+  EXPECT_EQ(out("icmp 203.0.113.1 -> 203.0.113.9 type 0"), Pass(kEcho));  // answers pings
+  EXPECT_EQ(out("icmp 203.0.113.1 -> 203.0.113.9 type 8"), Pass(kEcho));  // pings
+  EXPECT_EQ(out("icmp 203.0.113.1 -> 203.0.113.9 type 3"), kNoRule);
+  EXPECT_EQ(out("icmpv6 2001:db8::1 -> fe80::1 type 135"), Pass(kNd));
+  EXPECT_EQ(out("icmpv6 2001:db8::1 -> fe80::1 type 128"), kNoRule);
+}
+
+TEST_F(FlowTest, IcmpErrorsQuotingALiveFlowPassOnItsRule) {
+  const char* quoted = "tcp 203.0.113.1:40000 -> 198.51.100.7:636 flags S";
+  const char* error = "icmp 203.0.113.254 -> 203.0.113.1 type 3 code 4";
+  EXPECT_EQ(in(icmp_error(error, quoted)), kNoRule);  // no flow yet
+  EXPECT_EQ(out(quoted), Pass(kLdapClient));
+  advance(kSecond);
+  EXPECT_EQ(in(icmp_error(error, quoted)), Pass(kLdapClient));
+  EXPECT_EQ(flow(quoted)->last_seen_ns, now_ - kSecond);  // not refreshed
+  EXPECT_EQ(flow(quoted)->flags, 0);
+  EXPECT_EQ(in(icmp_error("icmp 203.0.113.254 -> 203.0.113.1 type 11", quoted)),
+            Pass(kLdapClient));
+  // Not an error type, or quoting another packet: type rules only.
+  EXPECT_EQ(in(icmp_error("icmp 203.0.113.254 -> 203.0.113.1 type 5", quoted)), kNoRule);
+  EXPECT_EQ(in(icmp_error(error, "tcp 203.0.113.1:40001 -> 198.51.100.7:636 flags S")),
+            kNoRule);
+  EXPECT_EQ(in(icmp_error(error, "udp 203.0.113.1:40000 -> 198.51.100.7:636")), kNoRule);
+  // An error whose quote is cut short does not match.
+  std::vector<uint8_t> cut = icmp_error(error, quoted);
+  PacketSpec e = spec(error);
+  const size_t quote_start = frame_layout(e).payload;
+  cut.resize(quote_start + 23);  // 20 + 3 bytes of ports
+  cut[14 + 2] = 0;
+  cut[14 + 3] = static_cast<uint8_t>(cut.size() - 14);  // tot_len follows the cut
+  EXPECT_EQ(in(cut), kNoRule);
+  // A type rule still wins: echo replies pass on echo.
+  EXPECT_EQ(in(icmp_error("icmp 203.0.113.254 -> 203.0.113.1 type 0", quoted)), Pass(kEcho));
+  // IPv6: "packet too big" for a DNS flow.
+  EXPECT_EQ(out("udp [2001:db8::1]:5353 -> [2001:db8:9::53]:53"), Pass(kDnsClient));
+  EXPECT_EQ(in(icmp_error("icmpv6 2001:db8:ff::1 -> 2001:db8::1 type 2",
+                          "udp [2001:db8::1]:5353 -> [2001:db8:9::53]:53")),
+            Pass(kDnsClient));
+  // Once the flow expires, the error is no longer admitted.
+  advance(61 * kSecond);
+  EXPECT_EQ(in(icmp_error("icmpv6 2001:db8:ff::1 -> 2001:db8::1 type 2",
+                          "udp [2001:db8::1]:5353 -> [2001:db8:9::53]:53")),
+            kNoRule);
+}
+
+TEST_F(FlowTest, FragmentsAreRecordedPerDirection) {
+  PacketSpec first = spec("udp 203.0.113.1:5353 -> 203.0.113.53:53 len 100");
+  first.frag_id = 42;
+  first.more_fragments = true;
+  PacketSpec rest = first;
+  rest.frag_offset = 20;
+  rest.more_fragments = false;
+  EXPECT_EQ(out(build_frame(rest)), kOrphan);
+  EXPECT_EQ(out(build_frame(first)), Pass(kDnsClient));
+  EXPECT_EQ(out(build_frame(rest)), Pass(kDnsClient));
+  // The same datagram key arriving on ingress has no ingress record.
+  EXPECT_EQ(in(build_frame(rest)), kOrphan);
+  EXPECT_EQ(flows_.fragment_entries(), 1u);
+}
+
+TEST_F(FlowTest, FragmentRecordsExpire) {
+  ReferenceOptions o = mode(XDPG_EGRESS_ENFORCE);
+  o.frag_timeout_ns = 30 * kSecond;
+  uint64_t t = 0;
+  o.clock = [&t] { return t; };
+  ReferenceClassifier c(rules_, o);
+  PacketSpec first = spec("udp 192.0.2.7:1 -> 203.0.113.1:161 len 100");
+  first.frag_id = 3;
+  first.more_fragments = true;
+  PacketSpec rest = first;
+  rest.frag_offset = 20;
+  rest.more_fragments = false;
+  EXPECT_EQ(c.classify(build_frame(first)), Pass(kSnmp));
+  t = 30 * kSecond - 1;
+  EXPECT_EQ(c.classify(build_frame(rest)), Pass(kSnmp));
+  t = 30 * kSecond;
+  EXPECT_EQ(c.classify(build_frame(rest)), kOrphan);
+}
+
+TEST_F(FlowTest, TrackModeCountsDropsButSendsAndOffDecidesNothing) {
+  ReferenceClassifier track(rules_, mode(XDPG_EGRESS_TRACK));
+  EgressDecision e = track.classify_egress(
+      build_frame(spec("tcp 203.0.113.1:40000 -> 198.51.100.7:6667 flags S")));
+  ASSERT_TRUE(e.decision);
+  EXPECT_EQ(*e.decision, kNoRule);
+  EXPECT_TRUE(e.sent);
+  e = track.classify_egress(build_frame(spec("tcp 203.0.113.1:40000 -> 198.51.100.7:636 flags S")));
+  EXPECT_EQ(*e.decision, Pass(kLdapClient));
+  EXPECT_EQ(track.flow_inserts(), 1u);
+  // Ingress enforces flows in track mode too.
+  EXPECT_EQ(track.classify(build_frame(spec("tcp 198.51.100.7:636 -> 203.0.113.1:40000 flags SA"))),
+            Pass(kLdapClient));
+  EXPECT_EQ(track.classify(build_frame(spec("tcp 198.51.100.7:636 -> 203.0.113.1:40009 flags SA"))),
+            Drop(DropReason::NoFlow, kLdapClient));
+
+  ReferenceClassifier off(rules_, egress_off());
+  e = off.classify_egress(build_frame(spec("tcp 203.0.113.1:40000 -> 198.51.100.7:636 flags S")));
+  EXPECT_FALSE(e.decision);
+  EXPECT_TRUE(e.sent);
+  EXPECT_EQ(off.flows().size(), 0u);
+  // Off: ICMP errors are decided by type rules only.
+  EXPECT_EQ(off.classify(icmp_error("icmp 203.0.113.254 -> 203.0.113.1 type 3",
+                                    "tcp 203.0.113.1:40000 -> 198.51.100.7:636 flags S")),
+            kNoRule);
+}
+
+TEST_F(FlowTest, ExplainTellsAboutFlows) {
+  Explanation ex =
+      flows_.explain(build_frame(spec("tcp 198.51.100.7:636 -> 203.0.113.1:40000 flags SA")));
+  EXPECT_EQ(ex.decision, Drop(DropReason::NoFlow, kLdapClient));
+  EXPECT_EQ(ex.kind, MatchKind::RemotePort);
+  ASSERT_FALSE(ex.steps.empty());
+  EXPECT_NE(ex.steps.back().find("no tracked flow"), std::string::npos) << ex.steps.back();
+  out("tcp 203.0.113.1:40000 -> 198.51.100.7:636 flags S");
+  ex = flows_.explain(icmp_error("icmp 203.0.113.254 -> 203.0.113.1 type 3",
+                                 "tcp 203.0.113.1:40000 -> 198.51.100.7:636 flags S"));
+  EXPECT_EQ(ex.decision, Pass(kLdapClient));
+  EXPECT_EQ(ex.kind, MatchKind::QuotedFlow);
 }
 
 }  // namespace
