@@ -1,0 +1,228 @@
+// Per-packet cost with BPF_PROG_TEST_RUN: the bare XDP_DROP floor, xdp-filter
+// and xdpguard's default policy, per packet class, in one invocation.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fmt/format.h>
+#include <linux/bpf.h>
+#include <net/if.h>
+
+#include <arpa/inet.h>
+
+#include <cstring>
+
+#include "bench_progs.skel.h"
+#include "kernel/skeleton.hpp"
+#include "common.hpp"
+#include "subcommands.hpp"
+
+namespace xdpguard::bench {
+namespace {
+
+struct PacketClass {
+  const char* name;
+  const char* spec;
+  double mix_weight;  // share of the traffic mix
+  bool narrowed;      // run against the policy with admin-hosts narrowed
+  int expect;         // xdpguard's expected verdict
+};
+
+// The server is 198.51.100.10 / 2001:db8::10. The reply's flow is inserted
+// before the runs; admin-hosts is narrowed to 10.0.0.0/8 for the
+// peer-outside-set class only.
+constexpr PacketClass kClasses[] = {
+    {"tcp-443-allowed", "tcp 192.0.2.7:51515 -> 198.51.100.10:443 flags A len 20", 0.35, false, XDP_PASS},
+    {"tcp-reply-tracked", "tcp 203.0.113.5:443 -> 198.51.100.10:40001 flags A len 20", 0.25, false, XDP_PASS},
+    {"udp-162-trap", "udp 192.0.2.7:40000 -> 198.51.100.10:162 len 20", 0.10, false, XDP_PASS},
+    {"drop-undocumented-port", "tcp 192.0.2.7:40000 -> 198.51.100.10:8080 flags S len 20", 0.10, false, XDP_DROP},
+    {"drop-peer-outside-set", "tcp 192.0.2.7:40000 -> 198.51.100.10:22 flags S len 20", 0.05, true, XDP_DROP},
+    {"ipv6-tcp-443", "tcp [2001:db8::7]:51515 -> [2001:db8::10]:443 flags A len 20", 0.10, false, XDP_PASS},
+    {"vlan-tcp-443", "tcp 192.0.2.7:51515 -> 198.51.100.10:443 flags A len 20 vlan 100", 0.05, false, XDP_PASS},
+};
+
+// The flow the host opened to 203.0.113.5:443, as egress would record it.
+void insert_reply_flow(const kernel::Datapath& dp) {
+  bpf_map* flows = dp.skeleton()->maps.flows;
+  xdpg_flow_key k{};
+  k.family = 4;
+  k.protocol = 6;
+  k.local_port = 40001;
+  k.remote_port = 443;
+  inet_pton(AF_INET, "198.51.100.10", k.local_addr);
+  inet_pton(AF_INET, "203.0.113.5", k.remote_addr);
+  xdpg_flow_value v{};
+  v.last_seen_ns = v.created_ns = now_ns();
+  if (int err = bpf_map_update_elem(bpf_map__fd(flows), &k, &v, BPF_ANY))
+    die(fmt::format("cannot insert the reply flow: {}", std::strerror(-err)));
+}
+
+int xdp_filter_fd(const Args& args) {
+  long id = args.num("xdp-filter-id", 0);
+  if (!id && args.has("xdp-filter-dev")) {
+    int idx = static_cast<int>(if_nametoindex(args.get("xdp-filter-dev").c_str()));
+    if (!idx) die("no device " + args.get("xdp-filter-dev"));
+    uint32_t pid = 0;
+    if (bpf_xdp_query_id(idx, 0, &pid) || !pid) die("no XDP program on the xdp-filter device");
+    id = pid;
+  }
+  if (!id) return -1;
+  int fd = bpf_prog_get_fd_by_id(static_cast<uint32_t>(id));
+  if (fd < 0) die(fmt::format("cannot open xdp-filter program id {}", id));
+  return fd;
+}
+
+std::string spread(const Summary& s) { return fmt::format("{:.2f} [{:.2f}-{:.2f}]", s.median, s.min, s.max); }
+
+}  // namespace
+
+int run_cost(const Args& args) {
+  const uint32_t repeat = static_cast<uint32_t>(args.num("repeat", 1'000'000));
+  const int runs = static_cast<int>(args.num("runs", 7));
+  Records rec(args.get("out"));
+  HoldPool holds(args.get("hold-devs"));
+  realtime_if_asked(args);
+
+  kernel::DatapathOptions opts;
+  opts.egress_mode = XDPG_EGRESS_ENFORCE;
+  BuiltPolicy def = build_policy(kDefaultPolicyYaml);
+  Loaded guard = load_datapath(def.compiled, opts);
+  BuiltPolicy nar = build_policy(default_policy_with_set("admin-hosts", "[10.0.0.0/8, \"fd00::/8\"]"));
+  Loaded guard_nar = load_datapath(nar.compiled, opts);
+  insert_reply_flow(guard.dp);
+
+  bench_progs* progs = bench_progs__open_and_load();
+  if (!progs) die("cannot load bench_progs.bpf.o");
+  int floor_fd = bpf_program__fd(progs->progs.bench_drop);
+  // A second copy of the floor that is never held: shows the dispatcher swap.
+  bench_progs* unheld = bench_progs__open_and_load();
+  if (!unheld) die("cannot load bench_progs.bpf.o");
+  int filter_fd = xdp_filter_fd(args);
+
+  bool held = holds.hold(floor_fd) && holds.hold(guard.dp.prog_fd()) &&
+              holds.hold(guard_nar.dp.prog_fd());
+  if (!args.get("hold-devs").empty() && !held) die("not enough --hold-devs (need 3)");
+  // xdp-filter stays attached where it was loaded, so it is already held.
+
+  struct Case {
+    std::string program, cls;
+    int fd;
+    std::vector<uint8_t> frame;
+    int expect;  // -1: not checked
+    double weight;
+    std::vector<double> ns, kns;
+    uint32_t retval = 0;
+  };
+  std::vector<Case> cases;
+  for (const auto& c : kClasses) {
+    auto f = frame(c.spec);
+    cases.push_back({"floor", c.name, floor_fd, f, XDP_DROP, c.mix_weight, {}, {}});
+    if (filter_fd >= 0) cases.push_back({"xdp-filter", c.name, filter_fd, f, -1, c.mix_weight, {}, {}});
+    cases.push_back({"xdpguard", c.name, c.narrowed ? guard_nar.dp.prog_fd() : guard.dp.prog_fd(),
+                     f, c.expect, c.mix_weight, {}, {}});
+  }
+  // Probes: what a tracked reply adds, part by part (see progs.bpf.c).
+  {
+    xdpg_flow_key k{};
+    k.family = 4;
+    k.protocol = 6;
+    k.local_port = 40001;
+    k.remote_port = 443;
+    k.local_addr[0] = 198;
+    k.remote_addr[0] = 203;
+    xdpg_flow_value v{};
+    if (bpf_map_update_elem(bpf_map__fd(progs->maps.probe_flows), &k, &v, BPF_ANY))
+      die("cannot fill probe_flows");
+    for (auto* p : {progs->progs.bench_ktime, progs->progs.bench_flow_lookup})
+      if (!holds.hold(bpf_program__fd(p)) && !args.get("hold-devs").empty())
+        die("not enough --hold-devs (need 5)");
+    cases.push_back({"probe-ktime", "tcp-443-allowed", bpf_program__fd(progs->progs.bench_ktime),
+                     frame(kClasses[0].spec), XDP_DROP, 0, {}, {}});
+    cases.push_back({"probe-flow-lookup", "tcp-443-allowed",
+                     bpf_program__fd(progs->progs.bench_flow_lookup), frame(kClasses[0].spec),
+                     XDP_DROP, 0, {}, {}});
+  }
+  cases.push_back({"floor-unheld", "tcp-443-allowed", bpf_program__fd(unheld->progs.bench_drop),
+                   frame(kClasses[0].spec), XDP_DROP, 0, {}, {}});
+
+  // Warm up, then interleave the runs so drift hits every case alike.
+  for (auto& c : cases) test_run_ns(c.fd, c.frame, repeat / 10, &c.retval);
+  for (int r = 0; r < runs; ++r)
+    for (auto& c : cases) {
+      uint32_t k = 0;
+      c.ns.push_back(test_run_ns(c.fd, c.frame, repeat, &c.retval, &k));
+      c.kns.push_back(k);
+    }
+
+  std::map<std::pair<std::string, std::string>, Summary> med;
+  for (auto& c : cases) {
+    Summary s = summarize(c.ns), ks = summarize(c.kns);
+    med[{c.program, c.cls}] = s;
+    bool ok = c.expect < 0 || int(c.retval) == c.expect;
+    if (!ok)
+      fmt::print(stderr, "warning: {} on {} returned {}, expected {}\n", c.program, c.cls,
+                 c.retval, c.expect);
+    rec.add({{"section", jstr("cost")}, {"program", jstr(c.program)}, {"class", jstr(c.cls)},
+             {"median_ns", jnum(s.median)}, {"min_ns", jnum(s.min)}, {"max_ns", jnum(s.max)},
+             {"q1_ns", jnum(s.q1)}, {"q3_ns", jnum(s.q3)}, {"runs", jnum(double(s.n))},
+             {"repeat", jnum(repeat)}, {"retval", jnum(c.retval)},
+             {"kernel_median_ns", jnum(ks.median)}, {"kernel_min_ns", jnum(ks.min)},
+             {"kernel_max_ns", jnum(ks.max)},
+             {"verdict_ok", ok ? "true" : "false"}, {"frame_bytes", jnum(double(c.frame.size()))}});
+  }
+
+  fmt::print("Per-packet cost, BPF_PROG_TEST_RUN, repeat {}, {} runs: median [min-max] ns/packet\n",
+             repeat, runs);
+  fmt::print("{:<24} {:>22} {:>22} {:>22} {:>9} {:>9}\n", "class", "floor (XDP_DROP)",
+             filter_fd >= 0 ? "xdp-filter" : "xdp-filter (absent)", "xdpguard", "g/floor", "g/filter");
+  double mix[3] = {0, 0, 0}, stateless[3] = {0, 0, 0}, stateless_w = 0;
+  for (const auto& c : kClasses) {
+    const Summary& fl = med[{"floor", c.name}];
+    const Summary& g = med[{"xdpguard", c.name}];
+    Summary xf = filter_fd >= 0 ? med[{"xdp-filter", c.name}] : Summary{};
+    mix[0] += c.mix_weight * fl.median;
+    mix[1] += c.mix_weight * xf.median;
+    mix[2] += c.mix_weight * g.median;
+    if (std::string(c.name) != "tcp-reply-tracked") {
+      stateless[0] += c.mix_weight * fl.median;
+      stateless[1] += c.mix_weight * xf.median;
+      stateless[2] += c.mix_weight * g.median;
+      stateless_w += c.mix_weight;
+    }
+    fmt::print("{:<24} {:>22} {:>22} {:>22} {:>9.2f} {:>9}\n", c.name, spread(fl),
+               filter_fd >= 0 ? spread(xf) : "-", spread(g), g.median / fl.median,
+               filter_fd >= 0 ? fmt::format("{:.2f}", g.median / xf.median) : "-");
+    rec.add({{"section", jstr("cost-ratio")}, {"class", jstr(c.name)},
+             {"xdpguard_over_floor", jnum(g.median / fl.median)},
+             {"xdpguard_over_xdp_filter", filter_fd >= 0 ? jnum(g.median / xf.median) : "null"},
+             {"mix_weight", jnum(c.mix_weight)}});
+  }
+  fmt::print("{:<24} {:>22.2f} {:>22} {:>22.2f} {:>9.2f} {:>9}\n", "traffic mix (weighted)", mix[0],
+             filter_fd >= 0 ? fmt::format("{:.2f}", mix[1]) : "-", mix[2], mix[2] / mix[0],
+             filter_fd >= 0 ? fmt::format("{:.2f}", mix[2] / mix[1]) : "-");
+  fmt::print("{:<24} {:>22.2f} {:>22} {:>22.2f} {:>9.2f} {:>9}\n", "mix w/o tracked replies",
+             stateless[0] / stateless_w,
+             filter_fd >= 0 ? fmt::format("{:.2f}", stateless[1] / stateless_w) : "-",
+             stateless[2] / stateless_w, stateless[2] / stateless[0],
+             filter_fd >= 0 ? fmt::format("{:.2f}", stateless[2] / stateless[1]) : "-");
+  rec.add({{"section", jstr("cost-ratio")}, {"class", jstr("mix-without-tracked-replies")},
+           {"floor_ns", jnum(stateless[0] / stateless_w)},
+           {"xdp_filter_ns", filter_fd >= 0 ? jnum(stateless[1] / stateless_w) : "null"},
+           {"xdpguard_ns", jnum(stateless[2] / stateless_w)},
+           {"xdpguard_over_floor", jnum(stateless[2] / stateless[0])},
+           {"xdpguard_over_xdp_filter", filter_fd >= 0 ? jnum(stateless[2] / stateless[1]) : "null"}});
+  const Summary& uh = med[{"floor-unheld", "tcp-443-allowed"}];
+  fmt::print("floor not held attached (includes the XDP dispatcher swap): {}\n", spread(uh));
+  fmt::print("probe: bpf_ktime_get_ns() alone: {}; flow-table lookup + write alone: {}\n",
+             spread(med[{"probe-ktime", "tcp-443-allowed"}]),
+             spread(med[{"probe-flow-lookup", "tcp-443-allowed"}]));
+  rec.add({{"section", jstr("cost-ratio")}, {"class", jstr("mix")},
+           {"floor_ns", jnum(mix[0])}, {"xdp_filter_ns", filter_fd >= 0 ? jnum(mix[1]) : "null"},
+           {"xdpguard_ns", jnum(mix[2])}, {"xdpguard_over_floor", jnum(mix[2] / mix[0])},
+           {"xdpguard_over_xdp_filter", filter_fd >= 0 ? jnum(mix[2] / mix[1]) : "null"}});
+
+  holds.release_all();
+  bench_progs__destroy(progs);
+  bench_progs__destroy(unheld);
+  return 0;
+}
+
+}  // namespace xdpguard::bench

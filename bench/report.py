@@ -1,0 +1,271 @@
+#!/usr/bin/python3
+"""Summarise bench/run.sh's raw records: results.json, a table with the
+issue's targets (met / missed), and cost_vs_size.png.
+
+usage: report.py RAW_JSONL OUT_DIR
+"""
+import json
+import statistics
+import sys
+from collections import defaultdict
+
+
+def load(path):
+    return [json.loads(line) for line in open(path) if line.strip()]
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def verdict(ok):
+    return "met" if ok else "MISSED"
+
+
+def main():
+    raw_path, out = sys.argv[1], sys.argv[2]
+    recs = load(raw_path)
+    by = defaultdict(list)
+    for r in recs:
+        by[r["section"]].append(r)
+    result = {"machine": (by["machine"] or [{}])[0], "control": by["control"], "cost": by["cost"],
+              "cost_ratio": by["cost-ratio"], "scale": by["scale"], "nft_set": by["nft-set"],
+              "veth_runs": by["veth"], "veth": [], "targets": []}
+    targets = result["targets"]
+
+    # ---- cost
+    mix = next((r for r in by["cost-ratio"] if r["class"] == "mix"), None)
+    if mix:
+        targets.append({"target": "test_run: traffic mix <= 3x bare XDP_DROP",
+                        "value": mix["xdpguard_over_floor"], "met": mix["xdpguard_over_floor"] <= 3})
+    per_class = [r for r in by["cost-ratio"] if not r["class"].startswith("mix")]
+    if per_class and all(r["xdpguard_over_xdp_filter"] is not None for r in per_class):
+        worst = max(per_class, key=lambda r: r["xdpguard_over_xdp_filter"])
+        targets.append({"target": "test_run: <= 0.6x xdp-filter on every class",
+                        "value": worst["xdpguard_over_xdp_filter"], "worst_class": worst["class"],
+                        "met": worst["xdpguard_over_xdp_filter"] <= 0.6})
+
+    # ---- veth
+    cases = defaultdict(list)
+    for r in by["veth"]:
+        cases[r["case"]].append(r)
+    veth = {}
+    for name, runs in cases.items():
+        rate = [r["disposed_per_s"] for r in runs]
+        ns = [r["rx_ns_per_packet"] for r in runs]
+        veth[name] = {"case": name, "runs": len(runs), "disposed_per_s_median": med(rate),
+                      "disposed_per_s_min": min(rate), "disposed_per_s_max": max(rate),
+                      "rx_ns_per_packet_median": med(ns),
+                      "rx_cpu_share_median": med([r["rx_cpu_seconds"] / r["seconds"] for r in runs]),
+                      "offered_per_s_median": med([r["offered"] / r["seconds"] for r in runs])}
+    floor = veth.get("bare XDP_DROP")
+    # Ratios are taken within a round (every case runs once per round), then
+    # the median over rounds: drift on a shared machine cancels.
+    rounds = defaultdict(dict)
+    for r in by["veth"]:
+        rounds[r["run"]][r["case"]] = r
+
+    def per_round(name, other, f):
+        out = [f(rd[name], rd[other]) for rd in rounds.values() if name in rd and other in rd]
+        out = [x for x in out if x is not None]
+        return (med(out), min(out), max(out)) if out else (None, None, None)
+
+    def cost_ratio(a, b):
+        return a["rx_ns_per_packet"] / b["rx_ns_per_packet"] if a["rx_ns_per_packet"] and b["rx_ns_per_packet"] else None
+
+    def rate_ratio(a, b):
+        return a["disposed_per_s"] / b["disposed_per_s"] if b["disposed_per_s"] else None
+
+    for name, v in veth.items():
+        if not floor:
+            break
+        v["rx_cost_over_floor"], v["rx_cost_over_floor_min"], v["rx_cost_over_floor_max"] = \
+            per_round(name, "bare XDP_DROP", cost_ratio)
+        v["rate_over_floor"], v["rate_over_floor_min"], v["rate_over_floor_max"] = \
+            per_round(name, "bare XDP_DROP", rate_ratio)
+        v["rx_ns_over_floor"] = per_round(name, "bare XDP_DROP", lambda a, b: (
+            a["rx_ns_per_packet"] - b["rx_ns_per_packet"]) if a["rx_ns_per_packet"] and b["rx_ns_per_packet"] else None)[0]
+    result["veth"] = list(veth.values())
+    guard, nft_in = veth.get("xdpguard (default policy)"), veth.get("nftables input drop")
+    if guard and floor:
+        targets.append({"target": "veth: receive cost <= 1.7x bare XDP_DROP",
+                        "value": guard.get("rx_cost_over_floor"),
+                        "met": (guard.get("rx_cost_over_floor") or 99) <= 1.7})
+        targets.append({"target": "veth: drop rate >= 0.6x bare XDP_DROP (rate)",
+                        "value": guard.get("rate_over_floor"),
+                        "met": (guard.get("rate_over_floor") or 0) >= 0.6})
+    if guard and nft_in:
+        r = per_round("xdpguard (default policy)", "nftables input drop", rate_ratio)[0]
+        c = per_round("nftables input drop", "xdpguard (default policy)", cost_ratio)[0]
+        targets.append({"target": "veth: drop rate >= 5x nftables input drop (rate)", "value": r,
+                        "met": r >= 5})
+        targets.append({"target": "veth: nftables input cost per packet / xdpguard's (>= 5)",
+                        "value": c, "met": c >= 5})
+
+    # ---- scale
+    scale = defaultdict(dict)
+    for r in by["scale"]:
+        scale[r["dimension"]][int(r["size"])] = r
+    for dim, sizes in scale.items():
+        lo, hi = min(sizes), max(sizes)
+        if lo == hi:
+            continue
+        ratio = sizes[hi]["hit_median_ns"] / sizes[lo]["hit_median_ns"]
+        targets.append({"target": f"scale {dim}: cost at {hi} <= 1.3x cost at {lo}", "value": ratio,
+                        "met": ratio <= 1.3})
+        if dim.startswith("cidrs"):
+            t = sizes[hi]["compile_ms"] + sizes[hi]["load_ms"]
+            targets.append({"target": f"scale {dim}: compile+load of {hi} CIDRs < 1 s",
+                            "value": t / 1000, "met": t < 1000,
+                            "parse_s": sizes[hi]["parse_ms"] / 1000})
+
+    json.dump(result, open(f"{out}/results.json", "w"), indent=1)
+
+    # ---- printout
+    if result["veth"]:
+        print("Drop rate on veth (median of rounds; ratios to bare XDP_DROP within each round):")
+        print(f"  {'case':<30} {'disposed/s':>12} {'rx ns/pkt':>10} {'rx CPU':>7} {'cost/floor':>10} {'rate/floor':>10} {'ns above floor':>14}")
+        for v in result["veth"]:
+            print(f"  {v['case']:<30} {v['disposed_per_s_median'] / 1e6:>9.2f} M {v['rx_ns_per_packet_median'] or 0:>10.1f}"
+                  f" {v['rx_cpu_share_median'] * 100:>6.0f}% {v.get('rx_cost_over_floor', 0):>10.2f} {v.get('rate_over_floor', 0):>10.2f} {v.get('rx_ns_over_floor', 0):>14.1f}")
+        print()
+    print("Targets:")
+    for t in targets:
+        extra = f" ({t['worst_class']})" if "worst_class" in t else ""
+        value = "n/a" if t["value"] is None else f"{t['value']:.2f}"
+        print(f"  {verdict(t['met']):<7} {t['target']:<58} {value}{extra}")
+    print(f"\nresults: {out}/results.json")
+
+    plot(scale, by, out)
+    markdown(result, by, scale, out)
+
+
+def markdown(result, by, scale, out):
+    """bench/results/summary.md: the tables of this run, for RESULTS.md."""
+    m = result["machine"]
+    L = [f"Run of {m.get('date', '?')}: kernel {m.get('kernel', '?')}, {m.get('cpu', '?')}, "
+         f"{m.get('vcpus', '?')} vCPU, {m.get('mem_mib', '?')} MiB, clocksource {m.get('clocksource', '?')}, "
+         f"load average at start {' '.join(m.get('loadavg_start', []))}.", ""]
+    cost = {(r["program"], r["class"]): r for r in by["cost"]}
+    ratios = {r["class"]: r for r in by["cost-ratio"]}
+    if cost:
+        rep = next(iter(cost.values()))
+        L += [f"### Per-packet cost (BPF_PROG_TEST_RUN, repeat {int(rep['repeat'])}, median of {int(rep['runs'])} runs [min-max], ns/packet)", "",
+              "| class | mix weight | bare XDP_DROP | xdp-filter | xdpguard | xdpguard/floor | xdpguard/xdp-filter |",
+              "|---|---|---|---|---|---|---|"]
+        f = lambda r: f"{r['median_ns']:.2f} [{r['min_ns']:.2f}-{r['max_ns']:.2f}]" if r else "-"
+        for cls, rr in ratios.items():
+            if cls.startswith("mix"):
+                continue
+            xf = rr["xdpguard_over_xdp_filter"]
+            xfr = "-" if xf is None else "%.2f" % xf
+            L.append(f"| {cls} | {rr['mix_weight']:.2f} | {f(cost.get(('floor', cls)))} | {f(cost.get(('xdp-filter', cls)))} | "
+                     f"{f(cost.get(('xdpguard', cls)))} | {rr['xdpguard_over_floor']:.2f} | {xfr} |")
+        for key, label in (("mix", "**traffic mix**"), ("mix-without-tracked-replies", "mix without tracked replies")):
+            rr = ratios.get(key)
+            if rr:
+                xf = rr["xdpguard_over_xdp_filter"]
+                xfn = "-" if rr["xdp_filter_ns"] is None else "%.2f" % rr["xdp_filter_ns"]
+                xfr = "-" if xf is None else "%.2f" % xf
+                L.append(f"| {label} | | {rr['floor_ns']:.2f} | {xfn} | "
+                         f"{rr['xdpguard_ns']:.2f} | {rr['xdpguard_over_floor']:.2f} | {xfr} |")
+        for prog, label in (("floor-unheld", "bare XDP_DROP not held attached (pays the dispatcher swap)"),
+                            ("probe-ktime", "probe: bpf_ktime_get_ns() alone"),
+                            ("probe-flow-lookup", "probe: flow-table lookup + write alone")):
+            r = next((x for x in by["cost"] if x["program"] == prog), None)
+            if r:
+                L.append(f"| {label} | | | | {f(r)} | | |")
+        L.append("")
+    if scale:
+        L += ["### Scale (median [min-max] ns/packet; times in ms; memlock in KiB)", "",
+              "| dimension | size | map entries | member / allowed port (pass) | non-member / other port (drop) | parse | compile | load | lookup map KiB | all maps KiB |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+        for dim, sizes in sorted(scale.items()):
+            for n in sorted(sizes):
+                r = sizes[n]
+                L.append(f"| {dim} | {n} | {int(r['entries'])} | {r['hit_median_ns']:.2f} [{r['hit_min_ns']:.2f}-{r['hit_max_ns']:.2f}] | "
+                         f"{r['miss_median_ns']:.2f} [{r['miss_min_ns']:.2f}-{r['miss_max_ns']:.2f}] | {r['parse_ms']:.1f} | "
+                         f"{r['compile_ms']:.1f} | {r['load_ms']:.1f} | {int(r['lookup_map_memlock']) // 1024} | {int(r['all_maps_memlock']) // 1024} |")
+        if by["nft-set"]:
+            L += ["", "nftables interval sets of the same sizes, load time (`nft -f`): " +
+                  ", ".join(f"IPv{r['family']} {r['size']}: {r['load_ms']} ms" for r in by["nft-set"])]
+        L.append("")
+    if result["veth"]:
+        L += ["### Drop rate on veth (live-frames generator; median of rounds, ratios within a round [min-max])", "",
+              "| case | disposed/s | receive ns/packet | receiver CPU | cost / floor | rate / floor | ns above floor |",
+              "|---|---|---|---|---|---|---|"]
+        for v in result["veth"]:
+            c = v.get("rx_cost_over_floor")
+            rt = v.get("rate_over_floor")
+            cs = "-" if c is None else "%.2f [%.2f-%.2f]" % (c, v["rx_cost_over_floor_min"], v["rx_cost_over_floor_max"])
+            rs = "-" if rt is None else "%.2f [%.2f-%.2f]" % (rt, v["rate_over_floor_min"], v["rate_over_floor_max"])
+            L.append(f"| {v['case']} | {v['disposed_per_s_median'] / 1e6:.2f} M | {v['rx_ns_per_packet_median']:.1f} | "
+                     f"{v['rx_cpu_share_median'] * 100:.0f}% | {cs} | {rs} | {v.get('rx_ns_over_floor') or 0:.1f} |")
+        L.append("")
+    if by["control"]:
+        L += ["### Control plane (default policy)", ""]
+        for r in by["control"]:
+            if "median_ms" in r:
+                L.append(f"- {r['metric']}: {r['median_ms']:.2f} ms [{r['min_ms']:.2f}-{r['max_ms']:.2f}]")
+            elif r["metric"] == "rss":
+                L.append(f"- bench process RSS: {int(r['rss_before_kib'])} KiB before, {int(r['rss_loaded_kib'])} KiB with a datapath loaded; "
+                         f"kernel map memory {int(r['map_memlock_bytes']) // 1024} KiB")
+            elif r["metric"] == "program size":
+                L.append(f"- xdpguard_ingress: {int(r['xlated_insns'])} instructions, {int(r['jited_bytes'])} bytes JITed, "
+                         f"{int(r['verified_insns'])} instructions verified")
+        L.append("")
+    L += ["### Target verdicts of this run (computed)", "", "| target | value | verdict |", "|---|---|---|"]
+    for t in result["targets"]:
+        value = "n/a" if t["value"] is None else f"{t['value']:.2f}"
+        worst = " (%s)" % t["worst_class"] if "worst_class" in t else ""
+        L.append(f"| {t['target']}{worst} | {value} | {verdict(t['met'])} |")
+    open(f"{out}/summary.md", "w").write("\n".join(L) + "\n")
+    print(f"tables: {out}/summary.md")
+
+
+def plot(scale, by, out):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib missing: no plot")
+        return
+    if not scale:
+        return
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    labels = {"cidrs-v4": "IPv4 peer set (member)", "cidrs-v6": "IPv6 peer set (member)",
+              "ports": "ports/ranges (allowed port)"}
+    for dim, sizes in sorted(scale.items()):
+        xs = sorted(sizes)
+        ys = [sizes[x]["hit_median_ns"] for x in xs]
+        lo = [sizes[x]["hit_median_ns"] - sizes[x]["hit_min_ns"] for x in xs]
+        hi = [sizes[x]["hit_max_ns"] - sizes[x]["hit_median_ns"] for x in xs]
+        line = ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=labels.get(dim, dim))
+        ax.plot(xs, [sizes[x]["miss_median_ns"] for x in xs], ls="--", marker="x",
+                color=line[0].get_color(), alpha=0.6, label=labels.get(dim, dim).split(" (")[0] + " (non-member / other port: drop)")
+    floor = [r["median_ns"] for r in by["cost"] if r["program"] == "floor"]
+    if floor:
+        f = statistics.median(floor)
+        ax.axhline(f, color="grey", ls="--", label=f"bare XDP_DROP ({f:.1f} ns)")
+    xf = [r["median_ns"] for r in by["cost"] if r["program"] == "xdp-filter"]
+    if xf:
+        f = statistics.median(xf)
+        ax.axhline(f, color="red", ls=":", label=f"xdp-filter, 22 ports ({f:.1f} ns)")
+    ax.set_xscale("log")
+    ax.set_xlabel("set size (CIDRs, or ports/ranges)")
+    ax.set_ylabel("ns per packet (BPF_PROG_TEST_RUN, median, min-max)")
+    m = (by["machine"] or [{}])[0]
+    ax.set_title(f"xdpguard cost vs set size - {m.get('kernel', '?')}, {m.get('vcpus', '?')} vCPU, {m.get('date', '')[:10]}",
+                 fontsize=9)
+    ax.set_ylim(bottom=0)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(f"{out}/cost_vs_size.png", dpi=110)
+    print(f"plot: {out}/cost_vs_size.png")
+
+
+if __name__ == "__main__":
+    main()
