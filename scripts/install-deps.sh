@@ -13,6 +13,13 @@ packages=(
   iproute2 nftables tcpdump curl openssl socat netcat-openbsd
   snmp snmpd snmptrapd sip-tester python3-scapy xdp-tools procps util-linux
   iputils-ping
+  # peers the server itself talks to (tests/e2e/test_directions.sh): LDAP,
+  # SMTP, NTP; each is started in a test namespace, never as a system service
+  slapd ldap-utils python3-aiosmtpd swaks chrony
+  # packaging (tests/e2e/test_package.sh): dpkg-shlibdeps computes Depends,
+  # systemd-analyze verifies the unit (systemd need not be PID 1), groff
+  # checks the man page; debootstrap for deploy/test-fresh-debian.sh
+  dpkg-dev systemd groff-base debootstrap
 )
 
 missing=()

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared plumbing for the end-to-end tests: a server and a client network
 # namespace joined by a veth pair, servers started by PID inside the server
 # namespace, xdpguard run inside it, counter assertions, and a teardown that
@@ -40,7 +41,7 @@ E2E_PIN_DIR=""
 E2E_MADE_PIN_ROOT=0
 E2E_PHASE="setup"
 
-log() { printf '[%s] %s\n' "$E2E_NAME" "$*" >&2; }
+log() { printf '[%s +%ds] %s\n' "$E2E_NAME" "$SECONDS" "$*" >&2; }
 fail() {
   printf '[%s] FAIL (%s): %s\n' "$E2E_NAME" "$E2E_PHASE" "$*" >&2
   exit 1
@@ -155,11 +156,35 @@ start_server() {
   E2E_PIDS+=("$!")
 }
 
-_listening() {  # proto port
-  [[ -n $(in_srv ss -Hln"${1:0:1}" "sport = :$2") ]]
+# start_peer NAME CMD...: the same in the client namespace (the peers the
+# server itself talks to: directory, mail, NTP, SNMP devices).
+start_peer() {
+  local name=$1
+  shift
+  nsenter --net="/run/netns/$CLI_NS" "$@" >"$E2E_WORK/$name.log" 2>&1 </dev/null &
+  E2E_PIDS+=("$!")
+}
+
+_listening() {  # NS proto port
+  [[ -n $(nsenter --net="/run/netns/$1" ss -Hln"${2:0:1}" "sport = :$3") ]]
 }
 wait_listen() {  # tcp|udp PORT
-  wait_until 10 _listening "$1" "$2" || fail "nothing listens on $1/$2 in $SRV_NS"
+  wait_until 10 _listening "$SRV_NS" "$1" "$2" || fail "nothing listens on $1/$2 in $SRV_NS"
+}
+wait_listen_peer() {  # tcp|udp PORT
+  wait_until 10 _listening "$CLI_NS" "$1" "$2" || fail "nothing listens on $1/$2 in $CLI_NS"
+}
+
+# peer_config TEMPLATE OUT [NAME=VALUE...]: a config from tests/e2e/peers/
+# with @WORK@ (this run's work directory) and each @NAME@ filled in.
+peer_config() {
+  local template=$1 out=$2 kv
+  shift 2
+  local args=(-e "s|@WORK@|$E2E_WORK|g")
+  for kv in "$@"; do args+=(-e "s|@${kv%%=*}@|${kv#*=}|g"); done
+  sed "${args[@]}" "$E2E_SRC/tests/e2e/peers/$template" >"$out" ||
+    fail "cannot write $out from peers/$template"
+  ! grep -q '@[A-Z0-9_]*@' "$out" || fail "unfilled placeholder in $out"
 }
 
 # expect_ok DESCRIPTION CMD... / expect_fail DESCRIPTION CMD...
@@ -204,41 +229,71 @@ stats_snapshot() {
   cp "$1" "$E2E_WORK/stats.last"
 }
 
-# counter FILE KEY: one counter from a snapshot.
-#   KEY: rule:<id>:pass_packets | rule:<id>:drop_packets | reason:<name>:packets
-#        (and the *_bytes / bytes variants)
-counter() {
-  "$PY" - "$1" "$2" <<'EOF'
+# Reading counters from snapshots: value(snapshot, KEY), where KEY is
+#   rule:<id>:pass_packets | rule:<id>:drop_packets | reason:<name>:packets
+#   (and the *_bytes / bytes variants); egress_rule:... and egress_reason:...
+#   the same for the egress program; flow_table:-:<field> (e.g. entries).
+_COUNTER_PY='
 import json, sys
-snap = json.load(open(sys.argv[1]))
-kind, name, field = sys.argv[2].split(":")
-if kind == "rule":
-    rows = [r for r in snap["rules"] if r["id"] == name]
+TABLES = {"rule": ("rules", "id"), "reason": ("drop_reasons", "reason"),
+          "egress_rule": ("egress_rules", "id"),
+          "egress_reason": ("egress_drop_reasons", "reason")}
+def value(snap, spec):
+    kind, name, field = spec.split(":")
+    if kind == "flow_table":
+        if "flow_table" not in snap:
+            raise LookupError("no flow_table in stats")
+        return snap["flow_table"][field]
+    if kind not in TABLES:
+        raise LookupError("bad counter kind %r in %r" % (kind, spec))
+    table, key = TABLES[kind]
+    if table not in snap:
+        raise LookupError("no %r in stats (have: %s)" % (table, ", ".join(snap)))
+    rows = [r for r in snap[table] if r[key] == name]
     if not rows:
-        sys.exit("no rule %r in stats (have: %s)" % (name, ", ".join(r["id"] for r in snap["rules"])))
-    print(rows[0][field])
-else:
-    rows = [r for r in snap["drop_reasons"] if r["reason"] == name]
-    if not rows:
-        sys.exit("no drop reason %r in stats" % name)
-    print(rows[0][field])
-EOF
+        raise LookupError("no %s %r in %s (have: %s)" % (
+            key, name, table, ", ".join(r[key] for r in snap[table])))
+    return rows[0][field]
+'
+
+# counter FILE KEY: one counter from a snapshot.
+counter() {
+  "$PY" -c "$_COUNTER_PY"'
+try:
+    print(value(json.load(open(sys.argv[1])), sys.argv[2]))
+except LookupError as e:
+    sys.exit(str(e))
+' "$1" "$2"
 }
 
-# expect_delta BEFORE AFTER KEY OP N: counter(AFTER) - counter(BEFORE) OP N,
-# OP one of eq, ge.
-expect_delta() {
-  local before after d
-  before=$(counter "$1" "$3") || fail "reading $3"
-  after=$(counter "$2" "$3") || fail "reading $3"
-  d=$((after - before))
-  case $4 in
-    eq) ((d == $5)) || fail "$3 grew by $d, expected exactly $5" ;;
-    ge) ((d >= $5)) || fail "$3 grew by $d, expected at least $5" ;;
-    *) fail "expect_delta: bad operator $4" ;;
-  esac
-  log "ok: $3 +$d ($4 $5)"
+# expect_deltas BEFORE AFTER "KEY OP N"...: for each check, counter(AFTER) -
+# counter(BEFORE) OP N, OP one of eq, ge. One process for all of them.
+expect_deltas() {
+  local out rc=0
+  out=$("$PY" -c "$_COUNTER_PY"'
+before, after = (json.load(open(f)) for f in sys.argv[1:3])
+for check in sys.argv[3:]:
+    spec, op, n = check.split()
+    try:
+        d = value(after, spec) - value(before, spec)
+    except LookupError as e:
+        print("reading %s: %s" % (spec, e)); sys.exit(1)
+    if op not in ("eq", "ge"):
+        print("expect_deltas: bad operator %s" % op); sys.exit(1)
+    if (d != int(n)) if op == "eq" else (d < int(n)):
+        print("%s grew by %d, expected %s %s" % (
+            spec, d, "exactly" if op == "eq" else "at least", n)); sys.exit(1)
+    print("ok: %s +%d (%s %s)" % (spec, d, op, n))
+' "$@") || rc=$?
+  local line
+  while IFS= read -r line; do
+    [[ $line == ok:* ]] && log "$line"
+  done <<<"$out"
+  ((rc == 0)) || fail "${out##*$'\n'}"
 }
+
+# expect_delta BEFORE AFTER KEY OP N: one such check.
+expect_delta() { expect_deltas "$1" "$2" "$3 $4 $5"; }
 
 # wait_quiet: wait until the counters stop moving (ARP/NDP/MLD chatter after
 # a link comes up), so exact deltas measure only what the test sends.
@@ -272,19 +327,50 @@ rule_for() {
 # send_frames COUNT PROTO SRC DST SPORT DPORT [TCPFLAGS]: COUNT crafted frames
 # from the client namespace, straight onto its veth (no kernel socket, so no
 # retransmissions: the counters must move by exactly COUNT).
-send_frames() {
+send_frames() { send_frame_batch "$*"; }
+
+# send_frame_batch "COUNT PROTO SRC DST SPORT DPORT [TCPFLAGS]"...: several
+# send_frames in one go (scapy takes a second or two to start).
+send_frame_batch() {
   in_cli "$PY" - "$CLI_IF" "$CLI_MAC" "$SRV_MAC" "$@" <<'EOF'
 import sys, logging
 logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
 from scapy.all import Ether, IP, IPv6, TCP, UDP, Raw, sendp
-iface, smac, dmac, count, proto, src, dst, sport, dport = sys.argv[1:10]
-flags = sys.argv[10] if len(sys.argv) > 10 else "S"
-l3 = IPv6(src=src, dst=dst) if ":" in dst else IP(src=src, dst=dst)
-if proto == "tcp":
-    l4 = TCP(sport=int(sport), dport=int(dport), flags=flags, seq=1000)
-else:
-    l4 = UDP(sport=int(sport), dport=int(dport)) / Raw(b"xdpguard-e2e")
-sendp([Ether(src=smac, dst=dmac) / l3 / l4] * int(count), iface=iface, verbose=False)
+iface, smac, dmac = sys.argv[1:4]
+for spec in sys.argv[4:]:
+    count, proto, src, dst, sport, dport, *rest = spec.split()
+    flags = rest[0] if rest else "S"
+    l3 = IPv6(src=src, dst=dst) if ":" in dst else IP(src=src, dst=dst)
+    if proto == "tcp":
+        l4 = TCP(sport=int(sport), dport=int(dport), flags=flags, seq=1000)
+    else:
+        l4 = UDP(sport=int(sport), dport=int(dport)) / Raw(b"xdpguard-e2e")
+    sendp([Ether(src=smac, dst=dmac) / l3 / l4] * int(count), iface=iface, verbose=False)
+EOF
+}
+
+# send_orphan_fragments COUNT SRC DST [COUNT SRC DST...]: COUNT non-first
+# fragments of UDP datagrams whose first fragments never come (a fresh IP ID
+# each), from the client namespace.
+send_orphan_fragments() {
+  in_cli "$PY" - "$CLI_IF" "$CLI_MAC" "$SRV_MAC" "$@" <<'EOF'
+import sys, random, logging
+logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
+from scapy.all import Ether, IP, IPv6, IPv6ExtHdrFragment, Raw, sendp
+iface, smac, dmac = sys.argv[1:4]
+args = sys.argv[4:]
+frames = []
+for count, src, dst in zip(args[0::3], args[1::3], args[2::3]):
+    for _ in range(int(count)):
+        # Where a 1500-MTU sender's second fragment starts (1480 / 1448 bytes in).
+        if ":" in dst:
+            l3 = IPv6(src=src, dst=dst) / IPv6ExtHdrFragment(
+                nh=17, offset=181, m=1, id=random.randrange(1, 2**32))
+        else:
+            l3 = IP(src=src, dst=dst, proto=17, id=random.randrange(1, 2**16),
+                    frag=185, flags="MF")
+        frames.append(Ether(src=smac, dst=dmac) / l3 / Raw(b"F" * 512))
+sendp(frames, iface=iface, verbose=False)
 EOF
 }
 
