@@ -37,6 +37,15 @@ const volatile __u8 egress_mode = XDPG_EGRESS_ENFORCE; /* enum xdpg_egress_mode 
 const volatile __u64 tcp_established_timeout_ns = 3600000000000ULL;
 const volatile __u64 tcp_closing_timeout_ns = 30000000000ULL; /* after a FIN or RST */
 const volatile __u64 udp_timeout_ns = 60000000000ULL;
+/* Audit: decide and count exactly as in enforce mode, pass everything. */
+const volatile __u8 audit_mode = 0;
+/* Rule index -> counter/meta slot (maps.h, xdpg_info.rule_slot); identity
+ * unless a reload keeps the slots of rules that moved. */
+#define XDPG_SLOTS8(b) b, b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7
+const volatile __u8 rule_slot[XDPG_MAX_RULES] = {
+	XDPG_SLOTS8(0),  XDPG_SLOTS8(8),  XDPG_SLOTS8(16), XDPG_SLOTS8(24),
+	XDPG_SLOTS8(32), XDPG_SLOTS8(40), XDPG_SLOTS8(48), XDPG_SLOTS8(56),
+};
 
 /* Egress pulls this much (or the whole packet) into the linear part before
  * parsing: headers beyond it are malformed, as they would be past a frame. */
@@ -141,6 +150,41 @@ struct {
 	__type(value, struct xdpg_info);
 } info SEC(".maps");
 
+/* Drop telemetry (maps.h). The agent sets the rate: event_interval_ns =
+ * 1e9 / events per second (0: no events), event_tolerance_ns =
+ * (burst - 1) * interval. */
+const volatile __u64 event_interval_ns = 100000000ULL;   /* 10 per second */
+const volatile __u64 event_tolerance_ns = 1900000000ULL; /* burst of 20 */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, XDPG_EVENTS_BYTES);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XDPG_EVENT_LIMIT_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct xdpg_event_limit);
+} event_limits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XDPG_TOP_PORT_ENTRIES);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+} top_ports SEC(".maps");
+
+/* Per-CPU LRU lists: a flood of new keys takes no lock shared by the CPUs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XDPG_TOP_PEER_ENTRIES);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__type(key, struct xdpg_top_peer_key);
+	__type(value, __u64);
+} top_peers SEC(".maps");
+
 struct xdpg_decision {
 	__u32 rule; /* XDPG_NO_RULE when not attributed */
 	__u8 verdict; /* XDP_PASS or XDP_DROP, for both directions */
@@ -172,6 +216,13 @@ static __always_inline struct xdpg_decision xdpg_drop(__u8 reason, __u32 rule)
 {
 	struct xdpg_decision d = { .rule = rule, .verdict = XDP_DROP, .reason = reason };
 	return d;
+}
+
+/* The slot of the first rule in `mask` (non-zero): decisions, flows and
+ * fragments carry slots, so they stay attributed across a reload. */
+static __always_inline __u32 xdpg_rule_of(__u64 mask)
+{
+	return rule_slot[xdpg_lowest_bit(mask) & (XDPG_MAX_RULES - 1)];
 }
 
 static __always_inline __u64 xdpg_port_bits(__u32 kind, __u32 value)
@@ -214,8 +265,8 @@ static __always_inline struct xdpg_decision xdpg_choose(__u64 candidates, __u64 
 	__u64 hits = candidates & members;
 
 	if (hits)
-		return xdpg_pass(xdpg_lowest_bit(hits));
-	return xdpg_drop(XDPG_DROP_PEER_NOT_IN_SET, xdpg_lowest_bit(candidates));
+		return xdpg_pass(xdpg_rule_of(hits));
+	return xdpg_drop(XDPG_DROP_PEER_NOT_IN_SET, xdpg_rule_of(candidates));
 }
 
 /* ---- flow table (section 8) ---------------------------------------------- */
@@ -319,7 +370,7 @@ static __always_inline struct xdpg_decision xdpg_ingress_reply(const struct xdpg
 	struct xdpg_flow_key k;
 	struct xdpg_flow_value *v;
 	__u64 now = bpf_ktime_get_ns();
-	__u32 rule = xdpg_lowest_bit(hits);
+	__u32 rule = xdpg_rule_of(hits);
 
 	xdpg_flow_key(&k, p->v6, p->l3.proto, p->daddr, p->saddr, p->l4.dport, p->l4.sport);
 	v = xdpg_flow_live(&k, now);
@@ -345,7 +396,7 @@ static __always_inline struct xdpg_decision xdpg_ingress_icmp(const struct xdpg_
 		__u64 hits = candidates & xdpg_members(p->v6, p->saddr);
 
 		if (hits)
-			return xdpg_pass(xdpg_lowest_bit(hits));
+			return xdpg_pass(xdpg_rule_of(hits));
 	}
 	if (egress_mode != XDPG_EGRESS_OFF && xdpg_icmp_is_error(p->v6, p->l4.icmp_type) &&
 	    xdpg_parse_quoted(&p->l3, &p->l4, data_end, p->v6, &q)) {
@@ -359,7 +410,7 @@ static __always_inline struct xdpg_decision xdpg_ingress_icmp(const struct xdpg_
 	}
 	if (!candidates)
 		return xdpg_drop(XDPG_DROP_NO_RULE, XDPG_NO_RULE);
-	return xdpg_drop(XDPG_DROP_PEER_NOT_IN_SET, xdpg_lowest_bit(candidates));
+	return xdpg_drop(XDPG_DROP_PEER_NOT_IN_SET, xdpg_rule_of(candidates));
 }
 
 static __always_inline struct xdpg_decision xdpg_ingress_decide(const struct xdpg_pkt *p,
@@ -390,14 +441,14 @@ static __always_inline struct xdpg_decision xdpg_ingress_decide(const struct xdp
 	/* Peer-initiated rules first: stateless, as before flow tracking. */
 	hits = local & members;
 	if (hits)
-		return xdpg_pass(xdpg_lowest_bit(hits));
+		return xdpg_pass(xdpg_rule_of(hits));
 	hits = remote & members;
 	if (hits) {
 		if (egress_mode == XDPG_EGRESS_OFF)
-			return xdpg_pass(xdpg_lowest_bit(hits));
+			return xdpg_pass(xdpg_rule_of(hits));
 		return xdpg_ingress_reply(p, hits);
 	}
-	return xdpg_drop(XDPG_DROP_PEER_NOT_IN_SET, xdpg_lowest_bit(local | remote));
+	return xdpg_drop(XDPG_DROP_PEER_NOT_IN_SET, xdpg_rule_of(local | remote));
 }
 
 /* ---- egress decision (section 9) ------------------------------------------- */
@@ -435,7 +486,7 @@ static __always_inline struct xdpg_decision xdpg_egress_decide(const struct xdpg
 	/* Flows the host opens first: they are the ones to record. */
 	hits = remote & members;
 	if (hits) {
-		__u32 rule = xdpg_lowest_bit(hits);
+		__u32 rule = xdpg_rule_of(hits);
 
 		xdpg_flow_outbound(p, rule);
 		return xdpg_pass(rule);
@@ -444,10 +495,10 @@ static __always_inline struct xdpg_decision xdpg_egress_decide(const struct xdpg
 	if (hits) {
 		open = hits & ~xdpg_rule_flag_mask(XDPG_RULE_RECEIVE_ONLY);
 		if (open)
-			return xdpg_pass(xdpg_lowest_bit(open));
-		return xdpg_drop(XDPG_DROP_RECEIVE_ONLY, xdpg_lowest_bit(hits));
+			return xdpg_pass(xdpg_rule_of(open));
+		return xdpg_drop(XDPG_DROP_RECEIVE_ONLY, xdpg_rule_of(hits));
 	}
-	return xdpg_drop(XDPG_DROP_PEER_NOT_IN_SET, xdpg_lowest_bit(local | remote));
+	return xdpg_drop(XDPG_DROP_PEER_NOT_IN_SET, xdpg_rule_of(local | remote));
 }
 
 /* ---- parsing and fragments (sections 1-4) ---------------------------------- */
@@ -594,7 +645,7 @@ static __always_inline struct xdpg_decision xdpg_classify(struct xdpg_cursor *c,
 	 * same slots serve both directions. */
 	candidates = xdpg_port_bits(XDPG_KIND_ETHERTYPE, ethertype);
 	if (candidates)
-		return xdpg_pass(xdpg_lowest_bit(candidates));
+		return xdpg_pass(xdpg_rule_of(candidates));
 	return xdpg_drop(XDPG_DROP_NO_RULE, XDPG_NO_RULE);
 }
 
@@ -643,6 +694,192 @@ static __always_inline void xdpg_frag_store(const struct xdpg_frag_record *rec,
 	bpf_map_update_elem(&frags, &rec->key, &v, BPF_ANY);
 }
 
+/* ---- drop telemetry --------------------------------------------------------- */
+
+/* Upper-layer fields of an event, as far as the frame has them. */
+static __always_inline void xdpg_describe_l4(__u8 *l4, const void *data_end, struct xdpg_event *e)
+{
+	if (e->protocol == IPPROTO_TCP) {
+		if (!xdpg_need(l4, 14, data_end))
+			return;
+		e->sport = bpf_ntohs(*(__be16 *)l4);
+		e->dport = bpf_ntohs(*(__be16 *)(l4 + 2));
+		e->tcp_flags = l4[13];
+	} else if (e->protocol == IPPROTO_UDP) {
+		if (!xdpg_need(l4, 4, data_end))
+			return;
+		e->sport = bpf_ntohs(*(__be16 *)l4);
+		e->dport = bpf_ntohs(*(__be16 *)(l4 + 2));
+	} else if (e->protocol == IPPROTO_ICMP || e->protocol == IPPROTO_ICMPV6) {
+		if (!xdpg_need(l4, 1, data_end))
+			return;
+		e->icmp_type = l4[0];
+	}
+}
+
+/* The dropped packet parsed again, leniently (it may be the malformed one):
+ * whatever fits in the frame is reported, the rest stays zero. Only drops
+ * pay for this; the decision itself never looks at it. */
+static __always_inline void xdpg_describe(struct xdpg_cursor *c, struct xdpg_event *e)
+{
+	__u16 ethertype;
+
+	if (xdpg_parse_eth(c, &ethertype))
+		return;
+	e->ethertype = ethertype;
+	if (ethertype == ETH_P_IP) {
+		struct iphdr *iph = c->pos;
+		__u32 hlen;
+
+		if (!xdpg_need(iph, sizeof(*iph), c->data_end))
+			return;
+		e->family = 4;
+		e->protocol = iph->protocol;
+		__builtin_memcpy(e->saddr, &iph->saddr, 4);
+		__builtin_memcpy(e->daddr, &iph->daddr, 4);
+		hlen = (__u32)(iph->ihl) * 4;
+		if ((bpf_ntohs(iph->frag_off) & 0x1fff) || hlen < sizeof(*iph))
+			return;
+		xdpg_describe_l4((__u8 *)iph + hlen, c->data_end, e);
+	} else if (ethertype == ETH_P_IPV6) {
+		struct ipv6hdr *ip6 = c->pos;
+		struct xdpg_v6_walk w;
+		struct xdpg_l3 l3;
+
+		if (!xdpg_need(ip6, sizeof(*ip6), c->data_end))
+			return;
+		e->family = 6;
+		e->protocol = ip6->nexthdr;
+		__builtin_memcpy(e->saddr, &ip6->saddr, 16);
+		__builtin_memcpy(e->daddr, &ip6->daddr, 16);
+		l3.ip = ip6;
+		l3.l4 = ip6 + 1;
+		l3.end = c->data_end;
+		l3.proto = ip6->nexthdr;
+		if (xdpg_walk_ipv6(c, &l3, &w) || w.later_frag)
+			return;
+		e->protocol = l3.proto;
+		xdpg_describe_l4(l3.l4, c->data_end, e);
+	}
+}
+
+static __always_inline void xdpg_top_count(void *map, const void *key)
+{
+	__u64 one = 1, *n = bpf_map_lookup_elem(map, key);
+
+	if (n) {
+		__sync_fetch_and_add(n, 1);
+		return;
+	}
+	/* NOEXIST: another CPU's insert of the same key is added to, not replaced. */
+	if (bpf_map_update_elem(map, key, &one, BPF_NOEXIST)) {
+		n = bpf_map_lookup_elem(map, key);
+		if (n)
+			__sync_fetch_and_add(n, 1);
+	}
+}
+
+/* Every drop counts in the top lists; a sample of them, at most the rate
+ * per CPU and reason, becomes an event. */
+static __always_inline void xdpg_drop_event(struct xdpg_cursor *c, __u32 ifindex, __u8 dir,
+					    __u32 reason, __u32 rule, __u32 passed)
+{
+	struct xdpg_event info = {};
+	struct xdpg_event_limit *lim;
+	struct xdpg_event *e;
+	__u32 idx;
+	__u64 now, tat;
+
+	xdpg_describe(c, &info);
+	if (info.family) {
+		struct xdpg_top_peer_key rk = {};
+		__u32 cls = XDPG_TOP_CLASS_COUNT, port = info.dport;
+		__u64 *n;
+
+		if (info.protocol == IPPROTO_TCP)
+			cls = XDPG_TOP_TCP;
+		else if (info.protocol == IPPROTO_UDP)
+			cls = XDPG_TOP_UDP;
+		else if (info.protocol == IPPROTO_ICMP)
+			cls = XDPG_TOP_ICMP, port = info.icmp_type;
+		else if (info.protocol == IPPROTO_ICMPV6)
+			cls = XDPG_TOP_ICMPV6, port = info.icmp_type;
+		if (cls < XDPG_TOP_CLASS_COUNT) {
+			__u32 slot = (dir * XDPG_TOP_CLASS_COUNT + cls) << 16 | (port & 0xffff);
+
+			n = bpf_map_lookup_elem(&top_ports, &slot);
+			if (n)
+				__sync_fetch_and_add(n, 1);
+		}
+		rk.direction = dir;
+		rk.family = info.family;
+		__builtin_memcpy(rk.addr, dir == XDPG_DIR_INGRESS ? info.saddr : info.daddr, 16);
+		xdpg_top_count(&top_peers, &rk);
+	}
+
+	idx = dir * XDPG_DROP_REASON_COUNT + (reason < XDPG_DROP_REASON_COUNT ? reason : 0);
+	lim = bpf_map_lookup_elem(&event_limits, &idx);
+	if (!lim)
+		return;
+	now = bpf_jiffies64();
+	if (now != lim->jiffies) {
+		lim->jiffies = now;
+		lim->now_ns = bpf_ktime_get_ns();
+	}
+	now = lim->now_ns;
+	tat = lim->tat_ns > now ? lim->tat_ns : now;
+	if (!event_interval_ns || tat - now > event_tolerance_ns)
+		goto suppress;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e)
+		goto suppress; /* the agent is behind: the sample is lost, and counted */
+	lim->tat_ns = tat + event_interval_ns;
+	info.timestamp_ns = bpf_ktime_get_ns();
+	info.ifindex = ifindex;
+	info.rule = rule;
+	info.packet_len = c->frame_len;
+	info.suppressed = lim->pending > 0xffffffffULL ? 0xffffffffU : (__u32)lim->pending;
+	info.direction = dir;
+	info.reason = reason;
+	info.flags = passed ? XDPG_EVENT_PASSED : 0;
+	__builtin_memcpy(e, &info, sizeof(info));
+	bpf_ringbuf_submit(e, 0);
+	lim->pending = 0;
+	lim->emitted += 1;
+	return;
+suppress:
+	lim->suppressed += 1;
+	lim->pending += 1;
+}
+
+/* Global (not inlined) functions: the verifier checks each once, apart from
+ * every path of the decision that reaches the exit, and the pass path only
+ * pays for the verdict test in front of the call. */
+__attribute__((noinline)) int xdpg_drop_event_xdp(struct xdp_md *ctx, __u32 reason, __u32 rule)
+{
+	struct xdpg_cursor c;
+
+	c.data = (void *)(long)ctx->data;
+	c.pos = c.data;
+	c.data_end = (void *)(long)ctx->data_end;
+	c.frame_len = ctx->data_end - ctx->data;
+	xdpg_drop_event(&c, ctx->ingress_ifindex, XDPG_DIR_INGRESS, reason, rule, audit_mode);
+	return 0;
+}
+
+__attribute__((noinline)) int xdpg_drop_event_tc(struct __sk_buff *skb, __u32 reason, __u32 rule,
+						 __u32 passed)
+{
+	struct xdpg_cursor c;
+
+	c.data = (void *)(long)skb->data;
+	c.pos = c.data;
+	c.data_end = (void *)(long)skb->data_end;
+	c.frame_len = skb->len;
+	xdpg_drop_event(&c, skb->ifindex, XDPG_DIR_EGRESS, reason, rule, passed);
+	return 0;
+}
+
 SEC("xdp")
 int xdpguard_ingress(struct xdp_md *ctx)
 {
@@ -661,7 +898,9 @@ int xdpguard_ingress(struct xdp_md *ctx)
 	xdpg_count(&d, len, &rule_counters, &reason_counters);
 	if (rec.record)
 		xdpg_frag_store(&rec, &d);
-	return d.verdict;
+	if (d.verdict != XDP_PASS)
+		xdpg_drop_event_xdp(ctx, d.reason, d.rule);
+	return audit_mode ? XDP_PASS : d.verdict;
 }
 
 /* TC clsact egress (attached with bpf_tc_attach; no tcx, for 5.14). In
@@ -690,7 +929,12 @@ int xdpguard_egress(struct __sk_buff *skb)
 	xdpg_count(&d, len, &egress_rule_counters, &egress_reason_counters);
 	if (rec.record)
 		xdpg_frag_store(&rec, &d);
-	if (d.verdict == XDP_PASS || egress_mode != XDPG_EGRESS_ENFORCE)
+	if (d.verdict == XDP_PASS)
 		return TC_ACT_OK;
+	if (egress_mode != XDPG_EGRESS_ENFORCE || audit_mode) {
+		xdpg_drop_event_tc(skb, d.reason, d.rule, 1);
+		return TC_ACT_OK;
+	}
+	xdpg_drop_event_tc(skb, d.reason, d.rule, 0);
 	return TC_ACT_SHOT;
 }

@@ -13,6 +13,7 @@ packages=(
   iproute2 nftables tcpdump curl openssl socat netcat-openbsd
   snmp snmpd snmptrapd sip-tester python3-scapy xdp-tools procps util-linux
   iputils-ping
+  nmap  # scans from a hostile peer (tests/e2e/test_scan.sh)
   # peers the server itself talks to (tests/e2e/test_directions.sh): LDAP,
   # SMTP, NTP; each is started in a test namespace, never as a system service
   slapd ldap-utils python3-aiosmtpd swaks chrony

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything CI runs: install dependencies, build (Release), run every ctest
-# label (unit, bpf, e2e). Fails if any test fails, is skipped or did not run,
+# label (unit, bpf, e2e), then the unit and bpf labels under ASan/UBSan. Fails if any test fails, is skipped or did not run,
 # or if no tests were found. Needs root (bpf and e2e tests).
 # BUILD_DIR (default: build) is the build directory.
 set -euo pipefail
@@ -36,5 +36,17 @@ if [[ -f $last ]] && grep -q '^\[  SKIPPED \]' "$last"; then
   echo "test.sh: some gtest cases were skipped:" >&2
   grep '^\[  SKIPPED \]' "$last" >&2 || true
   exit 1
+fi
+
+# The unit and BPF tests again under AddressSanitizer and UBSan, in a build
+# directory of their own (XDPGUARD_SANITIZE=ON); the differential tests run a
+# tenth of their packets there. SANITIZE=0 leaves this out.
+if [[ ${SANITIZE:-1} != 0 ]]; then
+  asan_dir=${ASAN_BUILD_DIR:-build-asan}
+  cmake -S . -B "$asan_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXDPGUARD_SANITIZE=ON
+  cmake --build "$asan_dir" -j"$(nproc)" --target xdpguard_unit_tests xdpguard_bpf_tests
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    XDPGUARD_DIFF_PACKETS=100000 XDPGUARD_FLOW_DIFF_PACKETS=80000 \
+    ctest --test-dir "$asan_dir" -L '^(unit|bpf)$' --output-on-failure || rc=1
 fi
 exit "$rc"

@@ -5,8 +5,12 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
+#include <cxxopts.hpp>
+
+#include "daemon/apply.hpp"
 #include "policy/model.hpp"
 
 namespace xdpguard::cli {
@@ -39,11 +43,29 @@ std::string truncate(const std::string& s, size_t width);
 // A JSON string literal, quotes included.
 std::string json_string(std::string_view s);
 
+// Option plumbing shared by the subcommands (commands.cpp).
+cxxopts::Options make_options(const std::string& command, const std::string& what);
+void add_policy_options(cxxopts::Options& o);
+// Parsed options, or the exit code when the command should stop (help, error).
+std::variant<cxxopts::ParseResult, int> parse(cxxopts::Options& o, int argc, char** argv);
+std::optional<std::string> required(const cxxopts::ParseResult& r, const cxxopts::Options& o,
+                                    const char* name);
+std::string policy_label(const policy::Policy& p, const std::string& profile);
+
+// lifecycle.cpp: --policy/--profile plus --audit, --force, --ssh-port, and
+// the apply pipeline with its errors printed (file:line:col) on stderr.
+void add_apply_options(cxxopts::Options& o);
+std::optional<daemon::ApplyOptions> apply_options(const cxxopts::ParseResult& r);
+std::optional<daemon::PreparedPolicy> prepare_or_print(const daemon::ApplyOptions& req);
+
 int run_check(int argc, char** argv);
 int run_attach(int argc, char** argv);
 int run_detach(int argc, char** argv);
 int run_stats(int argc, char** argv);
 int run_flows(int argc, char** argv);
 int run_explain(int argc, char** argv);
+int run_reload(int argc, char** argv);   // lifecycle.cpp
+int run_confirm(int argc, char** argv);
+int run_daemon(int argc, char** argv);   // `xdpguard run`
 
 }  // namespace xdpguard::cli

@@ -14,12 +14,13 @@
 #include "classify/packet_spec.hpp"
 #include "classify/reference.hpp"
 #include "cli/cli.hpp"
+#include "daemon/apply.hpp"
 #include "compile/compiler.hpp"
 #include "kernel/datapath.hpp"
 #include "kernel/pins.hpp"
+#include "telemetry/commands.hpp"
 
 namespace xdpguard::cli {
-namespace {
 
 cxxopts::Options make_options(const std::string& command, const std::string& what) {
   cxxopts::Options o("xdpguard " + command, what);
@@ -95,22 +96,6 @@ std::string policy_label(const policy::Policy& p, const std::string& profile) {
 }
 
 constexpr uint64_t kNsPerSecond = 1'000'000'000ULL;
-
-// The policy's settings as the datapath's rodata and flow table size.
-kernel::DatapathOptions datapath_options(const policy::Settings& s) {
-  kernel::DatapathOptions o;
-  switch (s.egress) {
-    case policy::EgressMode::Off: o.egress_mode = XDPG_EGRESS_OFF; break;
-    case policy::EgressMode::Track: o.egress_mode = XDPG_EGRESS_TRACK; break;
-    case policy::EgressMode::Enforce: o.egress_mode = XDPG_EGRESS_ENFORCE; break;
-  }
-  o.tcp_established_timeout_ns = s.tcp_established_timeout * kNsPerSecond;
-  o.tcp_closing_timeout_ns = s.tcp_closing_timeout * kNsPerSecond;
-  o.udp_timeout_ns = s.udp_timeout * kNsPerSecond;
-  o.frag_timeout_ns = s.fragment_timeout * kNsPerSecond;
-  o.flow_table_size = s.flow_table_size;
-  return o;
-}
 
 std::string settings_text(const char* egress, uint64_t tcp_established_s, uint64_t tcp_closing_s,
                           uint64_t udp_s, uint64_t fragments_s) {
@@ -201,8 +186,6 @@ std::string protocol_name(uint8_t protocol) {
   return protocol == IPPROTO_TCP ? "tcp" : protocol == IPPROTO_UDP ? "udp" : std::to_string(protocol);
 }
 
-}  // namespace
-
 int run_check(int argc, char** argv) {
   auto o = make_options("check", "Validate a policy and print the rule table it compiles to.");
   add_policy_options(o);
@@ -263,7 +246,7 @@ int run_check(int argc, char** argv) {
 
 int run_attach(int argc, char** argv) {
   auto o = make_options("attach", "Load the policy into the kernel and attach it to an interface.");
-  add_policy_options(o);
+  add_apply_options(o);
   o.add_options()("iface", "interface to protect", cxxopts::value<std::string>(), "IF")(
       "mode", "XDP mode: native (driver) or generic (skb)",
       cxxopts::value<std::string>()->default_value("native"), "MODE");
@@ -279,22 +262,19 @@ int run_attach(int argc, char** argv) {
     return kExitUsage;
   }
 
-  auto loaded = load_policy(r["policy"].as<std::string>(), r["profile"].as<std::string>());
-  if (!loaded) return kExitError;
-  print_warnings(*loaded);
-  const auto& settings = loaded->policy->settings;
-  auto dp = kernel::Datapath::load(compile::compile(loaded->rules), datapath_options(settings));
-  if (!dp) {
-    print_error(dp.error().message);
-    return kExitError;
-  }
-  if (auto st = kernel::attach(*dp, *iface, *mode); !st) {
+  auto req = apply_options(r);
+  if (!req) return kExitUsage;
+  auto prepared = prepare_or_print(*req);
+  if (!prepared) return kExitError;
+  if (auto st = daemon::attach_prepared(*prepared, *iface, *mode); !st) {
     print_error(st.error().message);
     return kExitError;
   }
-  fmt::print("attached to {} ({} mode, egress {}): policy {}, {} rules\n", *iface,
-             kernel::to_string(*mode), policy::to_string(settings.egress),
-             policy_label(*loaded->policy, loaded->rules.profile), loaded->rules.rules.size());
+  fmt::print("attached to {} ({} mode, egress {}{}): policy {}, {} rules\n", *iface,
+             kernel::to_string(*mode), policy::to_string(prepared->policy->settings.egress),
+             prepared->audit ? ", AUDIT: nothing is dropped" : "",
+             policy_label(*prepared->policy, prepared->rules.profile),
+             prepared->rules.rules.size());
   return kExitOk;
 }
 
@@ -310,6 +290,7 @@ int run_detach(int argc, char** argv) {
     print_error(st.error().message);
     return kExitError;
   }
+  daemon::forget_state(*iface);  // the applied-policy records of a confirmed apply
   fmt::print("detached from {}\n", *iface);
   return kExitOk;
 }
@@ -317,12 +298,26 @@ int run_detach(int argc, char** argv) {
 int run_stats(int argc, char** argv) {
   auto o = make_options("stats", "Counters of the attached firewall, per rule and drop reason.");
   o.add_options()("iface", "interface", cxxopts::value<std::string>(), "IF")(
-      "json", "machine-readable output");
+      "json", "machine-readable output")(
+      "drops", "top dropped destination ports and peers (agent/telemetry)")(
+      "top", "entries per --drops list", cxxopts::value<size_t>()->default_value("10"), "N")(
+      "watch", "live per-rule table with rates, redrawn in place")(
+      "interval", "--watch refresh in seconds", cxxopts::value<double>()->default_value("1"), "S")(
+      "count", "--watch: stop after N refreshes", cxxopts::value<unsigned>()->default_value("0"), "N");
   auto parsed = parse(o, argc, argv);
   if (auto* code = std::get_if<int>(&parsed)) return *code;
   auto& r = std::get<cxxopts::ParseResult>(parsed);
   auto iface = required(r, o, "iface");
   if (!iface) return kExitUsage;
+  if (r.count("drops")) return telemetry::print_drops(*iface, r.count("json") > 0, r["top"].as<size_t>());
+  if (r.count("watch")) {
+    double interval = r["interval"].as<double>();
+    if (!(interval >= 0.1)) {
+      print_error("--interval must be at least 0.1 seconds");
+      return kExitUsage;
+    }
+    return telemetry::watch_stats(*iface, interval, r["count"].as<unsigned>());
+  }
   auto stats = kernel::read_stats(*iface);
   if (!stats) {
     print_error(stats.error().message);
@@ -340,8 +335,11 @@ int run_stats(int argc, char** argv) {
                        s.attached_mode ? "true" : "false",
                        s.attached_mode ? json_string(mode) : "null",
                        s.egress_attached ? "true" : "false");
-    out += fmt::format("\"policy\":{{\"name\":{},\"profile\":{},\"hash\":\"{:016x}\"}},",
-                       json_string(s.policy_name), json_string(s.profile), s.policy_hash);
+    // policy.mode "audit": every drop below was counted and passed (would-drop).
+    out += fmt::format(
+        "\"policy\":{{\"name\":{},\"profile\":{},\"hash\":\"{:016x}\",\"mode\":{}}},",
+        json_string(s.policy_name), json_string(s.profile), s.policy_hash,
+        json_string(s.audit ? "audit" : "enforce"));
     out += "\"settings\":" + settings_json(s.settings) + ",";
     out += "\"rules\":" + rules_json(s.rules) + ",";
     out += "\"drop_reasons\":" + reasons_json(s.reasons) + ",";
@@ -358,7 +356,9 @@ int run_stats(int argc, char** argv) {
   fmt::print("xdpguard on {} (XDP {}, TC egress {}), policy {}{}, pins {}\n", s.iface, mode,
              s.egress_attached ? "attached" : "not attached", s.policy_name,
              s.profile.empty() ? "" : ", profile " + s.profile, s.pin_dir);
-  fmt::print("settings: {}\n\n", settings_text(s.settings));
+  fmt::print("settings: {}\n", settings_text(s.settings));
+  if (s.audit) fmt::print("mode: audit — drops below were passed (would-drop)\n");
+  fmt::print("\n");
   fmt::print("Ingress (XDP):\n{}\n{}\n", rules_table(s.rules), reasons_table(s.reasons));
   fmt::print("Egress (TC, {}):\n{}\n{}\n", kernel::egress_mode_name(s.settings.egress_mode),
              rules_table(s.egress_rules), reasons_table(s.egress_reasons));

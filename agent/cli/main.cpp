@@ -9,6 +9,7 @@
 
 #include "cli/cli.hpp"
 #include "kernel/libbpf_log.hpp"
+#include "telemetry/commands.hpp"
 
 namespace {
 
@@ -19,14 +20,24 @@ constexpr std::string_view kUsage =
     "  check    [--policy FILE] [--profile NAME]          validate a policy, show its rule table\n"
     "  attach   --iface IF [--policy FILE] [--profile NAME] [--mode native|generic]\n"
     "                                                      load and attach the firewall\n"
+    "  reload   --iface IF [--policy FILE] [--profile NAME] [--audit] [--confirm SECONDS]\n"
+    "                                                      replace the policy in one step\n"
+    "  confirm  --iface IF                                 keep a `reload --confirm` policy\n"
+    "  run      --iface IF [--iface IF2...] [--policy FILE] [--profile NAME] [--audit]\n"
+    "                                                      foreground daemon: adopt or attach,\n"
+    "                                                      SIGHUP reloads, SIGTERM leaves it attached\n"
     "  detach   --iface IF                                 detach and remove the pins\n"
-    "  stats    --iface IF [--json]                        counters per rule and drop reason,\n"
+    "  stats    --iface IF [--json] [--drops] [--watch]    counters per rule and drop reason,\n"
     "                                                      both directions, flow table occupancy\n"
     "  flows    --iface IF [--json]                        flows the host opened, as tracked\n"
+    "  events   --iface IF [--json]                        print drop events (not beside `run`)\n"
+    "  metrics  --iface IF [--textfile PATH]               Prometheus metrics, once\n"
     "  explain  [--policy FILE] [--profile NAME] --packet SPEC\n"
     "                                                      what the policy does with one packet\n"
     "\n"
     "--policy omitted or `default`: the policy built into this binary.\n"
+    "attach/reload/run refuse, unless --force, an enforce-mode policy with no admin SSH rule\n"
+    "or one that drops the SSH session in $SSH_CONNECTION.\n"
     "-v: debug logs (libbpf included). `xdpguard <command> --help` for details.\n";
 
 }  // namespace
@@ -64,14 +75,19 @@ int main(int argc, char** argv) {
   if (command == "check") return run_check(n, args.data());
   if (command == "attach") return run_attach(n, args.data());
   if (command == "detach") return run_detach(n, args.data());
+  if (command == "reload") return run_reload(n, args.data());
+  if (command == "confirm") return run_confirm(n, args.data());
+  if (command == "run") return run_daemon(n, args.data());
   if (command == "stats") return run_stats(n, args.data());
   if (command == "flows") return run_flows(n, args.data());
   if (command == "explain") return run_explain(n, args.data());
+  if (command == "events") return xdpguard::telemetry::run_events(n, args.data());
+  if (command == "metrics") return xdpguard::telemetry::run_metrics(n, args.data());
   if (command == "help") {
     fmt::print("{}", kUsage);
     return kExitOk;
   }
-  print_error(fmt::format("unknown command '{}' (try: check, attach, detach, stats, flows, explain)",
+  print_error(fmt::format("unknown command '{}' (try: check, attach, reload, confirm, run, detach, stats, flows, explain, events, metrics)",
                           command));
   return kExitUsage;
 }

@@ -31,6 +31,10 @@ bpf_map* skeleton_map(const gen::xdpguard* skel, MapId id) {
     case MapId::RuleFlags: return skel->maps.rule_flags;
     case MapId::EgressRuleCounters: return skel->maps.egress_rule_counters;
     case MapId::EgressReasonCounters: return skel->maps.egress_reason_counters;
+    case MapId::Events: return skel->maps.events;
+    case MapId::EventLimits: return skel->maps.event_limits;
+    case MapId::TopPorts: return skel->maps.top_ports;
+    case MapId::TopPeers: return skel->maps.top_peers;
   }
   return nullptr;
 }
@@ -90,6 +94,31 @@ Status check_options(const DatapathOptions& o) {
   return {};
 }
 
+// The slots as the rodata wants them: identity when none are given.
+Result<std::array<uint8_t, XDPG_MAX_RULES>> slot_table(const DatapathOptions& o, size_t rules) {
+  std::array<uint8_t, XDPG_MAX_RULES> slots{};
+  for (uint32_t i = 0; i < XDPG_MAX_RULES; ++i) slots[i] = static_cast<uint8_t>(i);
+  if (o.rule_slots.empty()) return slots;
+  if (o.rule_slots.size() != rules)
+    return plain_error("rule_slots has " + std::to_string(o.rule_slots.size()) +
+                       " entries for " + std::to_string(rules) + " rules");
+  std::array<bool, XDPG_MAX_RULES> used{};
+  for (size_t i = 0; i < rules; ++i) {
+    uint8_t s = o.rule_slots[i];
+    if (s >= XDPG_MAX_RULES || used[s])
+      return plain_error("rule_slots: slot " + std::to_string(s) + " out of range or repeated");
+    used[s] = true;
+    slots[i] = s;
+  }
+  // Indices past the last rule never occur in a decision; keep them distinct anyway.
+  for (size_t i = rules, next = 0; i < XDPG_MAX_RULES; ++i) {
+    while (used[next]) ++next;
+    used[next] = true;
+    slots[i] = static_cast<uint8_t>(next);
+  }
+  return slots;
+}
+
 // Deleting while iterating: always restart from the first key.
 template <typename Key>
 Status clear_hash(int fd, const char* name) {
@@ -117,6 +146,10 @@ const char* map_name(MapId id) {
     case MapId::RuleFlags: return "rule_flags";
     case MapId::EgressRuleCounters: return "egress_rule_counters";
     case MapId::EgressReasonCounters: return "egress_reason_counters";
+    case MapId::Events: return "events";
+    case MapId::EventLimits: return "event_limits";
+    case MapId::TopPorts: return "top_ports";
+    case MapId::TopPeers: return "top_peers";
   }
   return "?";
 }
@@ -147,15 +180,37 @@ Result<Datapath> Datapath::load(const compile::CompiledPolicy& policy,
   skel->rodata->tcp_established_timeout_ns = options.tcp_established_timeout_ns;
   skel->rodata->tcp_closing_timeout_ns = options.tcp_closing_timeout_ns;
   skel->rodata->udp_timeout_ns = options.udp_timeout_ns;
+  skel->rodata->audit_mode = options.audit ? 1 : 0;
+  if (options.event_rate) {
+    uint64_t interval = 1'000'000'000ULL / options.event_rate;
+    skel->rodata->event_interval_ns = interval;
+    skel->rodata->event_tolerance_ns = interval * (options.event_burst ? options.event_burst - 1 : 0);
+  } else {
+    skel->rodata->event_interval_ns = 0;
+  }
+  auto slots = slot_table(options, policy.rule_meta.size());
+  if (!slots) return slots.error();
+  for (uint32_t i = 0; i < XDPG_MAX_RULES; ++i) skel->rodata->rule_slot[i] = (*slots)[i];
   if (int err = bpf_map__set_max_entries(skel->maps.flows, options.flow_table_size); err)
     return errno_error(err, "cannot size the flow table");
   if (auto st = fit_max_entries(skel->maps.peers_v4, policy.peers_v4.size()); !st)
     return st.error();
   if (auto st = fit_max_entries(skel->maps.peers_v6, policy.peers_v6.size()); !st)
     return st.error();
+  // After sizing: reuse_fd takes the shape (max_entries included) of the
+  // existing map.
+  for (const auto& [id, fd] : options.reuse_maps)
+    if (int err = bpf_map__reuse_fd(skeleton_map(skel.get(), id), fd); err)
+      return errno_error(err, std::string("cannot reuse map ") + map_name(id));
+  // Map creation fails here too (a flow table or peer set too big for the
+  // kernel's limits or memory): name the sizes the policy chose.
   if (int err = gen::xdpguard__load(skel.get()); err)
-    return errno_error(err, "the kernel refused the xdpguard program (verifier log above; "
-                            "-v for libbpf details)");
+    return errno_error(err, "the kernel refused the xdpguard object: a map could not be "
+                            "created (flow table " + std::to_string(options.flow_table_size) +
+                            " entries, " + std::to_string(policy.peers_v4.size() +
+                                                          policy.peers_v6.size()) +
+                            " peer prefixes) or the verifier rejected a program; libbpf's "
+                            "message above says which (-v for details)");
 
   Datapath dp(std::move(skel));
   if (auto st = fill_port_table(dp.map_fd(MapId::PortTable), policy); !st) return st.error();
@@ -163,11 +218,13 @@ Result<Datapath> Datapath::load(const compile::CompiledPolicy& policy,
     return st.error();
   if (auto st = fill_lpm(dp.map_fd(MapId::PeersV6), policy.peers_v6, "peers_v6"); !st)
     return st.error();
-  for (uint32_t i = 0; i < policy.rule_meta.size(); ++i)
-    if (int err = bpf_map_update_elem(dp.map_fd(MapId::RuleMeta), &i, &policy.rule_meta[i],
+  for (uint32_t i = 0; i < policy.rule_meta.size(); ++i) {
+    uint32_t slot = (*slots)[i];
+    if (int err = bpf_map_update_elem(dp.map_fd(MapId::RuleMeta), &slot, &policy.rule_meta[i],
                                       BPF_ANY);
         err)
-      return errno_error(err, "cannot write rule_meta[" + std::to_string(i) + "]");
+      return errno_error(err, "cannot write rule_meta[" + std::to_string(slot) + "]");
+  }
   for (uint32_t f = 0; f < XDPG_RULE_FLAG_COUNT; ++f)
     if (int err = bpf_map_update_elem(dp.map_fd(MapId::RuleFlags), &f, &policy.rule_flags[f],
                                       BPF_ANY);
@@ -182,6 +239,8 @@ Result<Datapath> Datapath::load(const compile::CompiledPolicy& policy,
   info.tcp_closing_timeout_ns = options.tcp_closing_timeout_ns;
   info.udp_timeout_ns = options.udp_timeout_ns;
   info.frag_timeout_ns = options.frag_timeout_ns;
+  info.audit_mode = options.audit ? 1 : 0;
+  std::copy(slots->begin(), slots->end(), info.rule_slot);
   uint32_t zero = 0;
   if (int err = bpf_map_update_elem(dp.map_fd(MapId::Info), &zero, &info, BPF_ANY); err)
     return errno_error(err, "cannot write info");

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "compile/compiler.hpp"
@@ -26,12 +27,14 @@ struct xdpguard;  // the bpftool skeleton (kernel/skeleton.hpp)
 enum class MapId {
   PortTable, PeersV4, PeersV6, RuleCounters, ReasonCounters, Frags, RuleMeta, Info,
   Flows, FlowCounters, RuleFlags, EgressRuleCounters, EgressReasonCounters,
+  Events, EventLimits, TopPorts, TopPeers,  // drop telemetry (agent/telemetry/)
 };
 inline constexpr std::array kAllMaps = {
     MapId::PortTable,   MapId::PeersV4,      MapId::PeersV6,   MapId::RuleCounters,
     MapId::ReasonCounters, MapId::Frags,     MapId::RuleMeta,  MapId::Info,
     MapId::Flows,       MapId::FlowCounters, MapId::RuleFlags, MapId::EgressRuleCounters,
-    MapId::EgressReasonCounters};
+    MapId::EgressReasonCounters, MapId::Events, MapId::EventLimits, MapId::TopPorts,
+    MapId::TopPeers};
 // The map's name in the object, also its pin file name.
 const char* map_name(MapId);
 // Pin file names of the programs (their names in the object).
@@ -51,6 +54,20 @@ struct DatapathOptions {
   uint64_t udp_timeout_ns = 60'000'000'000ULL;
   // max_entries of the flows LRU map, set before load.
   uint32_t flow_table_size = XDPG_FLOW_ENTRIES;
+  // Audit mode: decide and count as in enforce mode, pass every packet.
+  bool audit = false;
+  // Rule index -> slot of rule_counters/rule_meta, one per rule of the
+  // policy, distinct, < XDPG_MAX_RULES. Empty: identity (a first load; what
+  // the differential tests assume).
+  std::vector<uint8_t> rule_slots;
+  // Maps taken over from a datapath already in the kernel instead of created
+  // (a reload shares counters, flows and fragments with its predecessor).
+  // The fds are not owned; the object reuses them with bpf_map__reuse_fd.
+  std::vector<std::pair<MapId, int>> reuse_maps;
+  // Drop events per second and burst, per CPU, direction and drop reason
+  // (the kernel's token bucket, maps.h event_limits); 0 events/s: none.
+  uint32_t event_rate = 10;
+  uint32_t event_burst = 20;
 };
 
 class Datapath {

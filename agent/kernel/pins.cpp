@@ -19,9 +19,11 @@
 #include "kernel/libbpf_log.hpp"
 #include "kernel/maps_io.hpp"
 #include "kernel/probe.hpp"
+#include "kernel/netdev.hpp"
 
 namespace xdpguard::kernel {
 namespace fs = std::filesystem;
+using namespace detail;
 namespace {
 
 Result<uint64_t> inode_of(const char* path) {
@@ -47,6 +49,10 @@ Result<bool> in_initial_netns(uint64_t self) {
   return init.error();
 }
 
+}  // namespace
+
+namespace detail {
+
 Result<int> ifindex_of(const std::string& iface) {
   if (iface.empty() || iface.size() >= IF_NAMESIZE || iface.find('/') != std::string::npos)
     return plain_error("invalid interface name '" + iface + "'");
@@ -63,11 +69,6 @@ Result<uint32_t> prog_id_of(int prog_fd) {
   return info.id;
 }
 
-struct XdpState {
-  uint32_t drv = 0, skb = 0, hw = 0;
-  uint32_t any() const { return drv ? drv : skb ? skb : hw; }
-};
-
 Result<XdpState> query_xdp(int ifindex, const std::string& iface) {
   bpf_xdp_query_opts opts{};
   opts.sz = sizeof(opts);
@@ -77,7 +78,7 @@ Result<XdpState> query_xdp(int ifindex, const std::string& iface) {
 }
 
 // The program pinned in `dir` under `name`, if any.
-Fd open_pinned_prog(const std::string& dir, const char* name = kProgramName) {
+Fd open_pinned_prog(const std::string& dir, const char* name) {
   return Fd(bpf_obj_get((dir + "/" + name).c_str()));
 }
 
@@ -89,7 +90,7 @@ bpf_tc_hook egress_hook(int ifindex) {
   return hook;
 }
 
-bpf_tc_opts our_filter(int prog_fd = 0) {
+bpf_tc_opts our_filter(int prog_fd) {
   bpf_tc_opts opts{};
   opts.sz = sizeof(opts);
   opts.handle = kTcHandle;
@@ -109,6 +110,14 @@ Result<uint32_t> query_tc(int ifindex, const std::string& iface) {
   if (err) return errno_error(err, "cannot query TC egress filters on " + iface);
   return opts.prog_id;
 }
+
+Fd open_pinned_map(const std::string& dir, MapId id) {
+  return Fd(bpf_obj_get((dir + "/" + map_name(id)).c_str()));
+}
+
+}  // namespace detail
+
+namespace {
 
 Status detach_tc(int ifindex, const std::string& iface) {
   bpf_tc_hook hook = egress_hook(ifindex);
@@ -153,10 +162,6 @@ class AttachUndo {
   std::vector<std::string> pins_;
   bool done_ = false;
 };
-
-Fd open_pinned_map(const std::string& dir, MapId id) {
-  return Fd(bpf_obj_get((dir + "/" + map_name(id)).c_str()));
-}
 
 std::string fmt_tc_owner(const std::string& iface, uint32_t prog_id) {
   return "another program (id " + std::to_string(prog_id) +
@@ -460,12 +465,15 @@ Status for_each_flow(int fd, Fn&& fn) {
   }
 }
 
-std::vector<RuleStats> rule_stats(const std::vector<xdpg_rule_meta>& meta,
+// Rules in policy order; rule i's meta and counters live at its slot.
+std::vector<RuleStats> rule_stats(const xdpg_info& info, const std::vector<xdpg_rule_meta>& meta,
                                   const std::vector<xdpg_rule_counters>& counts) {
   std::vector<RuleStats> out;
-  for (uint32_t i = 0; i < meta.size(); ++i)
-    out.push_back(RuleStats{i, fixed_string(meta[i].id, sizeof(meta[i].id)),
-                            fixed_string(meta[i].row, sizeof(meta[i].row)), counts[i]});
+  for (uint32_t i = 0; i < info.rule_count && i < XDPG_MAX_RULES; ++i) {
+    uint32_t slot = info.rule_slot[i] % XDPG_MAX_RULES;
+    out.push_back(RuleStats{i, fixed_string(meta[slot].id, sizeof(meta[slot].id)),
+                            fixed_string(meta[slot].row, sizeof(meta[slot].row)), counts[slot]});
+  }
   return out;
 }
 
@@ -514,7 +522,7 @@ Result<PinnedStats> read_stats(const std::string& iface, const std::string& pin_
   const auto& fds = pins->fds;
   const xdpg_info& info = pins->info;
 
-  auto meta = read_rule_meta(fds[0].get(), info.rule_count);
+  auto meta = read_rule_meta(fds[0].get(), XDPG_MAX_RULES);
   if (!meta) return meta.error();
   auto rule_counts = read_rule_counters(fds[1].get());
   if (!rule_counts) return rule_counts.error();
@@ -539,9 +547,10 @@ Result<PinnedStats> read_stats(const std::string& iface, const std::string& pin_
   out.profile = fixed_string(info.profile, sizeof(info.profile));
   out.policy_hash = info.policy_hash;
   out.settings = settings_of(info);
-  out.rules = rule_stats(*meta, *rule_counts);
+  out.audit = info.audit_mode != 0;
+  out.rules = rule_stats(info, *meta, *rule_counts);
   out.reasons = reason_stats(*reason_counts);
-  out.egress_rules = rule_stats(*meta, *egress_rule_counts);
+  out.egress_rules = rule_stats(info, *meta, *egress_rule_counts);
   out.egress_reasons = reason_stats(*egress_reason_counts);
   out.flow_table.entries = entries;
   out.flow_table.capacity = *capacity;
@@ -570,7 +579,8 @@ Result<PinnedStats> read_stats(const std::string& iface, const std::string& pin_
 Result<FlowTable> read_flows(const std::string& iface, const std::string& pin_root) {
   auto pins = open_pins(iface, pin_root, {MapId::RuleMeta, MapId::Flows});
   if (!pins) return pins.error();
-  auto meta = read_rule_meta(pins->fds[0].get(), pins->info.rule_count);
+  // Flows carry the slot of their rule (bpf/xdpguard.bpf.c, xdpg_rule_of).
+  auto meta = read_rule_meta(pins->fds[0].get(), XDPG_MAX_RULES);
   if (!meta) return meta.error();
   auto capacity = max_entries_of(pins->fds[1].get());
   if (!capacity) return capacity.error();

@@ -85,6 +85,7 @@ struct PinnedStats {
   std::optional<XdpMode> attached_mode;  // nullopt: pins exist, program not attached
   bool egress_attached = false;          // our TC egress filter is on the interface
   DatapathSettings settings;
+  bool audit = false;                    // audit mode: the drops below were passed
   std::vector<RuleStats> rules;          // rule_count entries, by index
   std::vector<ReasonStats> reasons;      // every drop reason, `none` left out
   std::vector<RuleStats> egress_rules;   // the same, counted by the egress program
@@ -105,7 +106,7 @@ bool flow_live(const xdpg_flow_key&, const xdpg_flow_value&, const DatapathSetti
 struct FlowEntry {
   xdpg_flow_key key{};
   xdpg_flow_value value{};
-  std::string rule_id;  // "" if the index is outside the loaded rules
+  std::string rule_id;  // "" if the slot holds no rule (value.rule is a slot)
   uint64_t age_ns = 0;   // since created
   uint64_t idle_ns = 0;  // since the last packet either way
   bool live = false;

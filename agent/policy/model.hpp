@@ -92,6 +92,9 @@ enum class EgressMode { Off, Track, Enforce };
 
 // The optional top-level `settings:` block; defaults apply when it is absent.
 struct Settings {
+  // `mode: audit`: both programs decide and count as in enforce mode but pass
+  // every packet (drops are "would-drop"), for rolling a policy out safely.
+  bool audit = false;
   EgressMode egress = EgressMode::Enforce;
   // Flow lifetimes since the last packet either way, in seconds.
   uint32_t tcp_established_timeout = 3600;

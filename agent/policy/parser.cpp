@@ -9,9 +9,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <span>
 #include <sstream>
 
@@ -30,10 +32,21 @@ constexpr size_t kMaxPolicyNameLen = sizeof(xdpg_info::policy_name) - 1;
 constexpr size_t kMaxProfileNameLen = sizeof(xdpg_info::profile) - 1;
 
 using Keys = std::span<const std::string_view>;
+
+// Whoever can write the policy or a peer-set file decides what reaches the
+// host: refuse files that others than their owner may write (as sshd does).
+std::optional<std::string> loosely_writable(const struct stat& st, const std::string& path) {
+  if (!(st.st_mode & (S_IWGRP | S_IWOTH))) return std::nullopt;
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  return "'" + path + "' is writable by " + (st.st_mode & S_IWOTH ? "others" : "its group") +
+         " (mode " + mode + "); only its owner may write firewall policy: chmod go-w '" + path +
+         "'";
+}
 constexpr std::string_view kTopKeys[] = {
     "version", "name", "description", "peer_sets", "rules", "host_essentials", "profiles",
     "settings"};
-constexpr std::string_view kSettingsKeys[] = {"egress", "timeouts", "flow_table_size"};
+constexpr std::string_view kSettingsKeys[] = {"mode", "egress", "timeouts", "flow_table_size"};
 constexpr std::string_view kTimeoutKeys[] = {"tcp_established", "tcp_closing", "udp",
                                              "fragments"};
 // Bounds that keep a typo from disabling tracking (a zero timeout expires
@@ -409,6 +422,10 @@ void PolicyParser::read_peer_file(PeerSet& set, const Field& f) {
     error(at(f), "peer set '" + set.name + "': '" + path + "' is not a regular file");
     return;
   }
+  if (auto loose = loosely_writable(st, path)) {
+    error(at(f), "peer set '" + set.name + "': " + *loose);
+    return;
+  }
   std::ifstream in(path);
   if (!in) {
     error(at(f), "peer set '" + set.name + "': cannot read '" + path + "': " + std::strerror(errno));
@@ -670,6 +687,9 @@ void PolicyParser::parse_settings(const Field& f) {
     return;
   }
   Fields fs = fields(f.value, kSettingsKeys);
+  if (const Field* m = get(fs, "mode"))
+    if (auto audit = choice<bool>(*m, "mode", {{"enforce", false}, {"audit", true}}))
+      s.audit = *audit;
   if (const Field* e = get(fs, "egress"))
     if (auto m = choice<EgressMode>(*e, "egress", {{"enforce", EgressMode::Enforce},
                                                    {"track", EgressMode::Track},
@@ -820,6 +840,13 @@ ParseResult parse_policy_text(std::string_view text, const std::string& display_
 }
 
 ParseResult parse_policy_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0)
+    if (auto loose = loosely_writable(st, path)) {
+      ParseResult r;
+      r.errors.push_back({{path, 0, 0}, "refusing the policy: " + *loose});
+      return r;
+    }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     ParseResult r;

@@ -28,7 +28,7 @@
 
 /* Bumped whenever a map below changes shape; pinned maps carry it in
  * xdpg_info so an agent never mixes generations. */
-#define XDPG_LAYOUT_VERSION 3
+#define XDPG_LAYOUT_VERSION 5
 
 /* A rule is one bit of a __u64 mask. */
 #define XDPG_MAX_RULES 64
@@ -94,7 +94,7 @@ struct xdpg_lpm_v6_key {
  * compiler folds the masks of covering (shorter) prefixes into every longer
  * one, so the single longest match carries every set the address is in. */
 
-/* rule_counters: PERCPU_ARRAY[XDPG_MAX_RULES]. */
+/* rule_counters: PERCPU_ARRAY[XDPG_MAX_RULES], indexed by slot (xdpg_info.rule_slot). */
 struct xdpg_rule_counters {
 	__u64 pass_packets;
 	__u64 pass_bytes;
@@ -179,7 +179,8 @@ enum xdpg_rule_flag {
 	XDPG_RULE_FLAG_COUNT = 4,
 };
 
-/* rule_meta: ARRAY[XDPG_MAX_RULES], written by the agent only, so that
+/* rule_meta: ARRAY[XDPG_MAX_RULES] indexed by slot (info.rule_slot maps a
+ * rule index to its slot), written by the agent only, so that
  * `xdpguard stats` can name rules from the pins alone. */
 #define XDPG_RULE_ID_LEN 48
 #define XDPG_RULE_ROW_LEN 208
@@ -198,12 +199,89 @@ struct xdpg_info {
 	/* The rodata the programs were loaded with, so that `stats` and `flows`
 	 * judge flows with the datapath's own timeouts. */
 	__u8 egress_mode;     /* enum xdpg_egress_mode */
-	__u8 pad[3];
+	__u8 audit_mode;      /* 1: drops are counted (would-drop) but passed */
+	__u8 pad[2];
 	__u32 flow_table_size; /* max_entries of `flows` */
 	__u64 tcp_established_timeout_ns;
 	__u64 tcp_closing_timeout_ns;
 	__u64 udp_timeout_ns;
 	__u64 frag_timeout_ns;
+	/* rule_slot rodata of the programs: rule index (policy order) -> slot
+	 * of rule_counters / rule_meta. Stable slots let counters of unchanged
+	 * rules survive a reload that reorders rules (agent/kernel/reload.cpp). */
+	__u8 rule_slot[XDPG_MAX_RULES];
 };
+
+/* ---- drop telemetry (agent/telemetry/) ----------------------------------- */
+
+/* events: RINGBUF of struct xdpg_event, one per sampled drop (and would-drop
+ * in audit mode or egress track mode), never for a passed packet. */
+#define XDPG_EVENTS_BYTES (256 * 1024)
+#define XDPG_EVENT_PASSED 0x01 /* would-drop: audit or egress track, the packet went on */
+
+struct xdpg_event {
+	__u64 timestamp_ns; /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u32 ifindex;
+	__u32 rule;         /* slot (xdpg_info.rule_slot) the drop counts on, XDPG_NO_RULE if none */
+	__u32 packet_len;
+	__u32 suppressed;   /* drops of this direction+reason not reported on this CPU since its previous event */
+	__u16 sport;        /* host order; TCP/UDP, else 0 */
+	__u16 dport;
+	__u16 ethertype;    /* innermost, host order */
+	__u8 direction;     /* 0 ingress, 1 egress */
+	__u8 family;        /* 4 or 6; 0 not IP (or unparseable) */
+	__u8 protocol;      /* upper-layer protocol after IPv6 extension headers */
+	__u8 reason;        /* enum xdpg_drop_reason */
+	__u8 tcp_flags;
+	__u8 flags;         /* XDPG_EVENT_* */
+	__u8 icmp_type;
+	__u8 pad[3];
+	__u8 saddr[16];     /* network order; IPv4 in the first 4 bytes */
+	__u8 daddr[16];
+};
+
+/* event_limits: PERCPU_ARRAY[XDPG_EVENT_LIMIT_ENTRIES] indexed by
+ * direction * XDPG_DROP_REASON_COUNT + reason. A GCRA token bucket per CPU
+ * (lock-free): the rate and burst hold per CPU, so a host emits at most
+ * CPUs x (burst + rate x seconds) events per direction and reason. */
+#define XDPG_EVENT_LIMIT_ENTRIES (2 * XDPG_DROP_REASON_COUNT)
+struct xdpg_event_limit {
+	__u64 tat_ns;     /* theoretical arrival time of the next event */
+	__u64 emitted;    /* events submitted to the ring buffer */
+	__u64 suppressed; /* drops not reported: over the rate, or the ring buffer full */
+	__u64 pending;    /* suppressed since the last event on this CPU (goes into it) */
+	/* bpf_ktime_get_ns() costs tens of ns on some clocksources: the bucket
+	 * reads it once per jiffy and otherwise uses the cached value, which
+	 * lags by at most a tick and so only ever makes the limit stricter. */
+	__u64 jiffies;
+	__u64 now_ns;
+};
+
+/* top_ports: ARRAY[XDPG_TOP_PORT_ENTRIES] of __u64 dropped packets, one
+ * per (direction, class, port), atomic adds, BPF_F_MMAPABLE (the agent reads
+ * it as memory). Index (direction * XDPG_TOP_CLASS_COUNT + class) << 16 |
+ * port; port is the destination port, or the ICMP type. An array, not a
+ * hash: every drop counts at the cost of one array access, and the list is
+ * exact. IPv4 and IPv6 share a slot. */
+enum xdpg_top_class {
+	XDPG_TOP_TCP = 0,
+	XDPG_TOP_UDP = 1,
+	XDPG_TOP_ICMP = 2,
+	XDPG_TOP_ICMPV6 = 3,
+	XDPG_TOP_CLASS_COUNT = 4,
+};
+#define XDPG_TOP_PORT_ENTRIES ((2 * XDPG_TOP_CLASS_COUNT) << 16)
+
+/* top_peers: LRU_HASH xdpg_top_peer_key -> __u64 dropped packets (atomic
+ * adds), every drop counted; the peer is the remote address (ingress
+ * source, egress destination). Bounded: under a flood of new addresses the
+ * least recently dropped ones are forgotten. */
+struct xdpg_top_peer_key {
+	__u8 direction;
+	__u8 family;
+	__u8 pad[2];
+	__u8 addr[16]; /* network order */
+};
+#define XDPG_TOP_PEER_ENTRIES 16384
 
 #endif /* XDPGUARD_MAPS_H */

@@ -1,0 +1,175 @@
+#include "telemetry/service.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "telemetry/metrics.hpp"
+
+namespace xdpguard::telemetry {
+namespace {
+
+// %* in a pattern: the message as the inside of a JSON string.
+class JsonMessageFlag : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    for (char c : std::string_view(msg.payload.data(), msg.payload.size())) {
+      auto u = static_cast<unsigned char>(c);
+      if (c == '"' || c == '\\') {
+        dest.push_back('\\');
+        dest.push_back(c);
+      } else if (u < 0x20) {
+        fmt::format_to(std::back_inserter(dest), "\\u{:04x}", u);
+      } else {
+        dest.push_back(c);
+      }
+    }
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<JsonMessageFlag>();
+  }
+};
+
+}  // namespace
+
+void add_service_options(cxxopts::Options& o) {
+  o.add_options("telemetry")(
+      "metrics", "serve Prometheus metrics on HOST:PORT (loopback, e.g. 127.0.0.1:9740)",
+      cxxopts::value<std::string>(), "HOST:PORT")(
+      "metrics-allow-remote", "allow --metrics on a non-loopback address")(
+      "metrics-textfile", "write the metrics atomically to PATH (node_exporter textfile collector)",
+      cxxopts::value<std::string>(), "PATH")(
+      "metrics-interval", "seconds between textfile writes",
+      cxxopts::value<unsigned>()->default_value("15"), "SECONDS")(
+      "log-format", "text or json (one JSON object per line, drop events included)",
+      cxxopts::value<std::string>()->default_value("text"), "FORMAT")(
+      "no-events", "do not read or log drop events");
+}
+
+std::optional<ServiceConfig> service_config(const cxxopts::ParseResult& r) {
+  ServiceConfig c;
+  auto fail = [](const std::string& msg) {
+    fmt::print(stderr, "xdpguard: error: {}\n", msg);
+    return std::nullopt;
+  };
+  if (r.count("metrics")) {
+    auto ep = parse_endpoint(r["metrics"].as<std::string>(), r.count("metrics-allow-remote") > 0);
+    if (!ep) return fail(ep.error().message);
+    c.metrics = *ep;
+  }
+  if (r.count("metrics-textfile")) c.textfile = r["metrics-textfile"].as<std::string>();
+  unsigned interval = r["metrics-interval"].as<unsigned>();
+  if (interval == 0) return fail("--metrics-interval must be positive");
+  c.textfile_interval = std::chrono::seconds(interval);
+  std::string format = r["log-format"].as<std::string>();
+  if (format == "json") c.log_format = LogFormat::Json;
+  else if (format != "text") return fail("--log-format must be text or json, not '" + format + "'");
+  c.events = r.count("no-events") == 0;
+  return c;
+}
+
+void configure_logging(LogFormat format) {
+  if (format == LogFormat::Text) {
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$: %v");
+    return;
+  }
+  auto f = std::make_unique<spdlog::pattern_formatter>();
+  f->add_flag<JsonMessageFlag>('*').set_pattern(
+      R"({"time":"%Y-%m-%dT%H:%M:%S.%f%z","level":"%l","msg":"%*"})");
+  spdlog::set_formatter(std::move(f));
+}
+
+Service::Service(ServiceConfig config, daemon::Agent& agent)
+    : config_(std::move(config)), agent_(agent) {}
+
+Service::~Service() = default;
+
+kernel::Result<std::unique_ptr<Service>> Service::create(ServiceConfig config,
+                                                         daemon::Agent& agent) {
+  std::unique_ptr<Service> s(new Service(std::move(config), agent));
+  if (s->config_.metrics) {
+    auto server = MetricsServer::start(*s->config_.metrics, [raw = s.get()] { return raw->render(); });
+    if (!server) return server.error();
+    s->server_ = std::move(*server);
+    spdlog::info("metrics on http://{}:{}/metrics",
+                 s->config_.metrics->host.find(':') != std::string::npos
+                     ? "[" + s->config_.metrics->host + "]"
+                     : s->config_.metrics->host,
+                 s->server_->port());
+  }
+  if (s->config_.log_format == LogFormat::Json) {
+    // Drop events are whole JSON objects: their own logger, pattern %v.
+    s->events_log_ = std::make_shared<spdlog::logger>(
+        "events", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    s->events_log_->set_pattern("%v");
+  }
+  agent.add_listener(s.get());
+  return s;
+}
+
+void Service::on_ready(const std::vector<std::string>& ifaces) {
+  ifaces_ = ifaces;
+  received_ = std::make_unique<std::atomic<uint64_t>[]>(ifaces.size());
+  ready_ = true;
+  if (config_.events) {
+    auto reader = EventReader::open(ifaces, [this](const DropEvent& ev) {
+      for (size_t i = 0; i < ifaces_.size(); ++i)
+        if (ifaces_[i] == ev.iface) log_event(ev, i);
+    });
+    if (reader) {
+      reader_ = std::move(*reader);
+      agent_.loop().add_fd(reader_->fd(), [this] {
+        if (auto n = reader_->consume(); !n) spdlog::warn("{}", n.error().message);
+      });
+    } else {
+      spdlog::error("drop events are not read: {}", reader.error().message);
+    }
+  }
+  if (!config_.textfile.empty()) {
+    write_textfile();
+    agent_.loop().add_timer(config_.textfile_interval, [this] { write_textfile(); });
+  }
+}
+
+void Service::on_reload(const std::string&, bool ok) {
+  ++(ok ? reloads_ : failed_reloads_);
+  if (!config_.textfile.empty()) write_textfile();
+}
+
+void Service::on_reattach(const std::string& iface) {
+  if (!reader_) return;
+  if (auto st = reader_->reopen(iface); !st)
+    spdlog::error("{}: drop events are no longer read: {}", iface, st.error().message);
+}
+
+void Service::on_stop() {
+  if (reader_) (void)reader_->consume();  // what is waiting still gets logged
+  if (!config_.textfile.empty()) write_textfile();
+  server_.reset();
+}
+
+void Service::log_event(const DropEvent& ev, size_t iface_index) {
+  received_[iface_index].fetch_add(1, std::memory_order_relaxed);
+  if (events_log_) {
+    std::string json = event_json(ev);
+    // Same keys as the other JSON lines, plus the event's own fields.
+    events_log_->info("{{\"level\":\"info\",\"msg\":\"drop event\",{}", json.substr(1));
+  } else {
+    spdlog::info("{}", event_text(ev));
+  }
+}
+
+std::string Service::render() const {
+  AgentSnapshot agent{reloads_.load(), failed_reloads_.load()};
+  if (!ready_) return collect_metrics({}, &agent);
+  return collect_metrics(ifaces_, &agent, [this](size_t i) { return received_[i].load(); });
+}
+
+void Service::write_textfile() const {
+  if (auto st = write_file_atomically(config_.textfile, render()); !st)
+    spdlog::warn("metrics textfile: {}", st.error().message);
+}
+
+}  // namespace xdpguard::telemetry

@@ -1,0 +1,81 @@
+// Telemetry inside `xdpguard run`: drop events from every interface's ring
+// buffer logged through spdlog (text or JSON lines), Prometheus metrics on a
+// loopback HTTP endpoint and/or in a node_exporter textfile.
+//
+// Threads: the ring buffer is read on the daemon's event loop; the HTTP
+// server answers in a thread of its own, reading the pins directly, with the
+// agent-side counters (reloads, events received) in atomics.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <cxxopts.hpp>
+
+#include "daemon/agent.hpp"
+#include "kernel/result.hpp"
+#include "telemetry/events.hpp"
+#include "telemetry/http.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace xdpguard::telemetry {
+
+enum class LogFormat { Text, Json };
+
+struct ServiceConfig {
+  std::optional<Endpoint> metrics;    // --metrics HOST:PORT
+  std::string textfile;               // --metrics-textfile PATH
+  std::chrono::milliseconds textfile_interval{15000};
+  LogFormat log_format = LogFormat::Text;
+  bool events = true;                 // --no-events: do not read the ring buffers
+};
+
+// --metrics, --metrics-allow-remote, --metrics-textfile, --metrics-interval,
+// --log-format, --no-events.
+void add_service_options(cxxopts::Options& o);
+// The options as a config; prints the error (one line) and returns nullopt.
+std::optional<ServiceConfig> service_config(const cxxopts::ParseResult& r);
+
+// Every log line of the process as text ("time level: message") or as one
+// JSON object per line ({"time","level","msg"}).
+void configure_logging(LogFormat format);
+
+class Service : public daemon::AgentListener {
+ public:
+  // Binds the metrics endpoint now (a port in use fails the start, not the
+  // first scrape) and registers with the agent; the rest starts on_ready.
+  static kernel::Result<std::unique_ptr<Service>> create(ServiceConfig config,
+                                                         daemon::Agent& agent);
+  ~Service() override;
+
+  void on_ready(const std::vector<std::string>& ifaces) override;
+  void on_reload(const std::string& iface, bool ok) override;
+  void on_reattach(const std::string& iface) override;
+  void on_stop() override;
+
+ private:
+  Service(ServiceConfig config, daemon::Agent& agent);
+  void log_event(const DropEvent& ev, size_t iface_index);
+  std::string render() const;
+  void write_textfile() const;
+
+  ServiceConfig config_;
+  daemon::Agent& agent_;
+  std::vector<std::string> ifaces_;
+  std::unique_ptr<EventReader> reader_;
+  std::unique_ptr<MetricsServer> server_;
+  std::shared_ptr<spdlog::logger> events_log_;  // JSON mode: lines are whole objects
+  std::unique_ptr<std::atomic<uint64_t>[]> received_;
+  std::atomic<uint64_t> reloads_{0}, failed_reloads_{0};
+  std::atomic<bool> ready_{false};
+};
+
+}  // namespace xdpguard::telemetry
