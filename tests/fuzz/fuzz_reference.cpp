@@ -87,7 +87,10 @@ void check_decision(const Decision& d, size_t rule_count) {
   check(d.verdict == Verdict::Drop);
   check(d.reason != DropReason::None && static_cast<int>(d.reason) < kDropReasonCount);
   check(drop_reason_name(d.reason) != nullptr);
-  if (d.reason == DropReason::PeerNotInSet)
+  // Drops attributed to a rule: the port matched it but the peer did not, or
+  // it was a reply without a flow, or a receive-only rule would answer.
+  if (d.reason == DropReason::PeerNotInSet || d.reason == DropReason::NoFlow ||
+      d.reason == DropReason::ReceiveOnly)
     check(d.rule.has_value() && *d.rule < rule_count);
   else
     check(!d.rule.has_value());
@@ -129,6 +132,12 @@ void check_pass(const policy::RuleSet::Entry& e, classify::MatchKind kind,
     case MatchKind::Icmpv6Type: check(p == Protocol::Icmpv6 && src.family == 6); break;
     case MatchKind::LocalPort:
     case MatchKind::RemotePort: check(p == Protocol::Tcp || p == Protocol::Udp); break;
+    case MatchKind::QuotedFlow:
+      // An ICMP error admitted because it quotes a flow the host opened: the
+      // flow, not the peer set, admits it.
+      check(p == Protocol::Tcp || p == Protocol::Udp);
+      check(src.family != 0);
+      return;
     case MatchKind::None: check(false);
   }
   check(src.family != 0 && e.peers != nullptr && e.peers->contains(src.family, src.addr));
@@ -157,7 +166,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     check(!ex.steps.empty());
     check_decision(d, rule_count);
     if (ex.kind != classify::MatchKind::None) {
-      check(d.verdict == Verdict::Pass || d.reason == DropReason::PeerNotInSet);
+      check(d.verdict == Verdict::Pass || d.reason == DropReason::PeerNotInSet ||
+            d.reason == DropReason::NoFlow);
       if (d.verdict == Verdict::Pass) check_pass(fixture.rules.rules[*d.rule], ex.kind, frame);
     } else if (d.rule.has_value()) {
       check(plain.fragment_entries() > 0);  // only a recorded decision carries a rule here
