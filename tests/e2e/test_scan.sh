@@ -18,7 +18,9 @@
 #   rx_packets is logged too: on veth it counts XDP-dropped frames as well
 #   (seen equal on 6.x), but the client's tx side is the reference here.
 # Prints, per scan, probes that reached the veth and how many were dropped.
-# Also checks that the pins are root-only (directory 0700, files 0600).
+# Also: stats refuse pins of another layout (an older info map planted before
+# attach), attach replaces them whole, and the pins are root-only (directory
+# 0700, files 0600).
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -35,8 +37,23 @@ wait_listen udp 5060
 # Deterministic UDP verdicts: every closed port answers with an ICMP error.
 ip netns exec "$SRV_NS" sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv6.icmp.ratelimit=0
 
+phase "stale pins of another layout"
+# What an older xdpguard may have left: pins whose info map has another shape.
+mkdir -p "$E2E_PIN_DIR"
+bpftool map create "$E2E_PIN_DIR/info" type array key 4 value 96 entries 1 name info ||
+  fail "cannot plant a stale info map"
+if xg stats --iface "$SRV_IF" >"$E2E_WORK/stale.out" 2>&1; then
+  fail "stats read pins of another layout"
+fi
+grep -q "not this xdpguard's layout" "$E2E_WORK/stale.out" ||
+  fail "stats on stale pins did not say why: $(cat "$E2E_WORK/stale.out")"
+log "ok: stats refuse stale pins: $(grep -m1 layout "$E2E_WORK/stale.out")"
+
 phase "attach default policy"
+# Nothing is attached, so attach replaces the stale pins whole.
 xg_attach
+grep -q "removing stale pins" "$E2E_WORK/xdpguard.log" ||
+  fail "attach did not report the stale pins it replaced"
 # The pins hold the policy's maps and counters: root only.
 [[ $(stat -c %a "$E2E_PIN_DIR") == 700 ]] ||
   fail "pin directory $E2E_PIN_DIR has mode $(stat -c %a "$E2E_PIN_DIR"), expected 700"
