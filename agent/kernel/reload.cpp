@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <linux/if_link.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
@@ -307,8 +308,8 @@ Result<ReloadReport> reload(const compile::CompiledPolicy& policy, DatapathOptio
   }
   for (const auto& [next, final_path] : renames)
     if (::rename(next.c_str(), final_path.c_str()) != 0)
-      return errno_error(errno, "the new policy is in force on " + iface + " but its pin " +
-                                    final_path + " could not be updated");
+      return errno_error(errno, fmt::format("the new policy is in force on {} but its pin {} "
+                                            "could not be updated", iface, final_path));
   for (uint32_t s : plan.released)
     if (auto st = free_slot(shared, s); !st)
       spdlog::warn("after reload of {}: {}", iface, st.error().message);

@@ -135,8 +135,8 @@ kernel::Result<PinnedEventMaps> open_pinned_event_maps(const std::string& iface,
     std::string path = *dir + "/" + kernel::map_name(id);
     out->reset(bpf_obj_get(path.c_str()));
     if (!out->valid())
-      return kernel::errno_error(errno, "cannot open " + path + " (is xdpguard attached to " +
-                                            iface + "?)");
+      return kernel::errno_error(
+          errno, fmt::format("cannot open {} (is xdpguard attached to {}?)", path, iface));
   }
   return maps;
 }
