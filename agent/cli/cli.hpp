@@ -50,6 +50,10 @@ void add_policy_options(cxxopts::Options& o);
 std::variant<cxxopts::ParseResult, int> parse(cxxopts::Options& o, int argc, char** argv);
 std::optional<std::string> required(const cxxopts::ParseResult& r, const cxxopts::Options& o,
                                     const char* name);
+// A command whose only option is --iface (plus --verbose/--help): the
+// interface, or the exit code when the command should stop.
+std::variant<std::string, int> parse_iface_only(const std::string& command,
+                                                const std::string& what, int argc, char** argv);
 std::string policy_label(const policy::Policy& p, const std::string& profile);
 
 // lifecycle.cpp: --policy/--profile plus --audit, --force, --ssh-port, and

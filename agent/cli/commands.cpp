@@ -62,6 +62,17 @@ std::optional<std::string> required(const cxxopts::ParseResult& r, const cxxopts
   return std::nullopt;
 }
 
+std::variant<std::string, int> parse_iface_only(const std::string& command,
+                                                const std::string& what, int argc, char** argv) {
+  auto o = make_options(command, what);
+  o.add_options()("iface", "interface", cxxopts::value<std::string>(), "IF");
+  auto parsed = parse(o, argc, argv);
+  if (auto* code = std::get_if<int>(&parsed)) return *code;
+  auto iface = required(std::get<cxxopts::ParseResult>(parsed), o, "iface");
+  if (!iface) return kExitUsage;
+  return *iface;
+}
+
 std::string join_ranges(const std::vector<policy::PortRange>& ranges) {
   std::string s;
   for (const auto& r : ranges) {
@@ -279,19 +290,16 @@ int run_attach(int argc, char** argv) {
 }
 
 int run_detach(int argc, char** argv) {
-  auto o = make_options("detach", "Detach xdpguard from an interface and remove its pins.");
-  o.add_options()("iface", "interface", cxxopts::value<std::string>(), "IF");
-  auto parsed = parse(o, argc, argv);
+  auto parsed = parse_iface_only("detach", "Detach xdpguard from an interface and remove its pins.",
+                                 argc, argv);
   if (auto* code = std::get_if<int>(&parsed)) return *code;
-  auto& r = std::get<cxxopts::ParseResult>(parsed);
-  auto iface = required(r, o, "iface");
-  if (!iface) return kExitUsage;
-  if (auto st = kernel::detach(*iface); !st) {
+  const std::string& iface = std::get<std::string>(parsed);
+  if (auto st = kernel::detach(iface); !st) {
     print_error(st.error().message);
     return kExitError;
   }
-  daemon::forget_state(*iface);  // the applied-policy records of a confirmed apply
-  fmt::print("detached from {}\n", *iface);
+  daemon::forget_state(iface);  // the applied-policy records of a confirmed apply
+  fmt::print("detached from {}\n", iface);
   return kExitOk;
 }
 

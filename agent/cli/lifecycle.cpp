@@ -123,18 +123,15 @@ int run_reload(int argc, char** argv) {
 }
 
 int run_confirm(int argc, char** argv) {
-  auto o = make_options("confirm", "Keep the policy of a pending `reload --confirm`.");
-  o.add_options()("iface", "interface", cxxopts::value<std::string>(), "IF");
-  auto parsed = parse(o, argc, argv);
+  auto parsed =
+      parse_iface_only("confirm", "Keep the policy of a pending `reload --confirm`.", argc, argv);
   if (auto* code = std::get_if<int>(&parsed)) return *code;
-  auto& r = std::get<cxxopts::ParseResult>(parsed);
-  auto iface = required(r, o, "iface");
-  if (!iface) return kExitUsage;
-  if (auto st = daemon::confirm(*iface); !st) {
+  const std::string& iface = std::get<std::string>(parsed);
+  if (auto st = daemon::confirm(iface); !st) {
     print_error(st.error().message);
     return kExitError;
   }
-  fmt::print("confirmed: the policy in force on {} stays\n", *iface);
+  fmt::print("confirmed: the policy in force on {} stays\n", iface);
   return kExitOk;
 }
 

@@ -32,15 +32,15 @@
 #include "compile/compiler.hpp"
 #include "kernel/datapath.hpp"
 #include "policy/parser.hpp"
-
-namespace xdpguard {
-extern const std::string_view kDefaultPolicyYaml;
-}
+#include "support.hpp"
 
 namespace xdpguard {
 namespace {
 
 using classify::PacketSpec;
+using testing::ExpectedCounters;
+using testing::hex;
+using testing::universe_address;
 
 constexpr size_t kBatch = 1000;
 constexpr size_t kMinFrame = 14;  // BPF_PROG_TEST_RUN refuses shorter XDP input
@@ -48,35 +48,6 @@ constexpr size_t kMinFrame = 14;  // BPF_PROG_TEST_RUN refuses shorter XDP input
 size_t total_packets() {
   const char* env = std::getenv("XDPGUARD_DIFF_PACKETS");
   return env ? std::strtoull(env, nullptr, 10) : 1'000'000;
-}
-
-// Addresses come from a small universe so narrowed sets are hit often.
-std::array<uint8_t, 16> universe_address(std::mt19937_64& rng, int family) {
-  std::array<uint8_t, 16> a{};
-  if (family == 4) {
-    a[0] = 10;
-    a[1] = static_cast<uint8_t>(rng() % 4);
-    a[2] = static_cast<uint8_t>(rng() % 4);
-    a[3] = static_cast<uint8_t>(rng() % 8);
-  } else {
-    a[0] = 0xfd;
-    a[1] = static_cast<uint8_t>(rng() % 4);
-    a[2] = static_cast<uint8_t>(rng() % 4);
-    a[15] = static_cast<uint8_t>(rng() % 8);
-  }
-  return a;
-}
-
-policy::Cidr random_prefix(std::mt19937_64& rng, int family) {
-  policy::Cidr c;
-  c.family = family;
-  c.address = universe_address(rng, family);
-  static constexpr uint8_t kLen4[] = {8, 10, 16, 24, 30, 32};
-  static constexpr uint8_t kLen6[] = {8, 16, 24, 64, 126, 128};
-  c.prefix_length = family == 4 ? kLen4[rng() % 6] : kLen6[rng() % 6];
-  for (int bit = c.prefix_length; bit < (family == 4 ? 32 : 128); ++bit)
-    c.address[bit / 8] &= static_cast<uint8_t>(~(0x80 >> (bit % 8)));
-  return c;
 }
 
 // Every port, ICMP type and ethertype the rules name, so that generated
@@ -148,7 +119,7 @@ class PacketGenerator {
     // (seen: a non-first fragment dropped as orphan that the model passed).
     s.src = fragment ? fragment_source(s.family) : chance(90) ? universe_address(rng_, s.family)
                                                               : random_address(s.family);
-    s.dst = host_address(s.family);
+    s.dst = testing::host_address(s.family);
 
     unsigned r = rng_() % 100;
     if (r < 40) {
@@ -216,72 +187,19 @@ class PacketGenerator {
     a[family == 4 ? 3 : 15] = static_cast<uint8_t>(rng_() % 2);
     return a;
   }
-  static std::array<uint8_t, 16> host_address(int family) {
-    std::array<uint8_t, 16> a{};
-    if (family == 4) {
-      a = {192, 0, 2, 1};
-    } else {
-      a[0] = 0x20; a[1] = 0x01; a[2] = 0x0d; a[3] = 0xb8; a[15] = 1;
-    }
-    return a;
-  }
 
   std::mt19937_64 rng_;
   Vocabulary vocab_;
 };
 
-struct Expected {
-  std::vector<xdpg_rule_counters> rules = std::vector<xdpg_rule_counters>(XDPG_MAX_RULES);
-  std::vector<xdpg_reason_counters> reasons =
-      std::vector<xdpg_reason_counters>(XDPG_DROP_REASON_COUNT);
-
-  void count(const Decision& d, size_t bytes) {
-    if (d.verdict == Verdict::Pass) {
-      rules.at(*d.rule).pass_packets++;
-      rules.at(*d.rule).pass_bytes += bytes;
-      return;
-    }
-    auto& reason = reasons.at(static_cast<size_t>(d.reason));
-    reason.packets++;
-    reason.bytes += bytes;
-    if (d.rule) {
-      rules.at(*d.rule).drop_packets++;
-      rules.at(*d.rule).drop_bytes += bytes;
-    }
-  }
-};
-
-void expect_counters_equal(const kernel::Datapath& dp, const Expected& want,
+void expect_counters_equal(const kernel::Datapath& dp, const ExpectedCounters& want,
                            const policy::RuleSet& rules, size_t after) {
   auto got_rules = dp.rule_counters();
   auto got_reasons = dp.reason_counters();
   ASSERT_TRUE(got_rules.ok()) << got_rules.error().message;
   ASSERT_TRUE(got_reasons.ok()) << got_reasons.error().message;
-  for (size_t i = 0; i < XDPG_MAX_RULES; ++i) {
-    const auto& g = (*got_rules)[i];
-    const auto& w = want.rules[i];
-    std::string name = i < rules.rules.size() ? rules.rules[i].rule->id : std::to_string(i);
-    ASSERT_EQ(g.pass_packets, w.pass_packets) << "rule " << name << " after " << after;
-    ASSERT_EQ(g.pass_bytes, w.pass_bytes) << "rule " << name << " after " << after;
-    ASSERT_EQ(g.drop_packets, w.drop_packets) << "rule " << name << " after " << after;
-    ASSERT_EQ(g.drop_bytes, w.drop_bytes) << "rule " << name << " after " << after;
-  }
-  for (size_t i = 1; i < XDPG_DROP_REASON_COUNT; ++i) {
-    ASSERT_EQ((*got_reasons)[i].packets, want.reasons[i].packets)
-        << drop_reason_name(static_cast<DropReason>(i)) << " after " << after;
-    ASSERT_EQ((*got_reasons)[i].bytes, want.reasons[i].bytes)
-        << drop_reason_name(static_cast<DropReason>(i)) << " after " << after;
-  }
-}
-
-std::string hex(const std::vector<uint8_t>& frame) {
-  std::string out;
-  char buf[4];
-  for (uint8_t b : frame) {
-    std::snprintf(buf, sizeof buf, "%02x", b);
-    out += buf;
-  }
-  return out;
+  testing::expect_counters_equal(*got_rules, *got_reasons, want, rules,
+                                 "after " + std::to_string(after));
 }
 
 struct Scenario {
@@ -302,12 +220,7 @@ TEST_P(Differential, XdpAgreesWithReferenceOnEveryPacket) {
   policy::Policy pol = std::move(*parsed.policy);
 
   std::mt19937_64 rng(sc.seed);
-  if (sc.narrow_sets)
-    for (auto& set : pol.peer_sets) {
-      set.cidrs.clear();
-      for (unsigned k = 0, n = 1 + rng() % 3; k < n; ++k) set.cidrs.push_back(random_prefix(rng, 4));
-      for (unsigned k = 0, n = 1 + rng() % 3; k < n; ++k) set.cidrs.push_back(random_prefix(rng, 6));
-    }
+  if (sc.narrow_sets) testing::narrow_peer_sets(pol, rng);
 
   auto selected = policy::select_rules(pol, sc.profile);
   ASSERT_TRUE(std::holds_alternative<policy::RuleSet>(selected));
@@ -328,7 +241,7 @@ TEST_P(Differential, XdpAgreesWithReferenceOnEveryPacket) {
   classify::ReferenceClassifier stateless(rules, ref_options);
   const bool tracking = sc.egress_mode != XDPG_EGRESS_OFF;
   PacketGenerator gen(sc.seed, vocabulary(rules));
-  Expected expected;
+  ExpectedCounters expected;
   std::vector<uint8_t> frame;
   size_t passes = 0;
   std::array<size_t, XDPG_DROP_REASON_COUNT> drops{};

@@ -43,16 +43,18 @@
 #include "kernel/datapath.hpp"
 #include "kernel/maps_io.hpp"
 #include "policy/parser.hpp"
-
-namespace xdpguard {
-extern const std::string_view kDefaultPolicyYaml;
-}
+#include "support.hpp"
 
 namespace xdpguard {
 namespace {
 
 using classify::PacketSpec;
-using Addr = std::array<uint8_t, 16>;
+using testing::Addr;
+using testing::expect_counters_equal;
+using testing::hex;
+using testing::host_address;
+using testing::universe_address;
+using testing::ExpectedCounters;
 using L4 = PacketSpec::L4;
 
 constexpr size_t kBatch = 1000;        // counters compared after every batch
@@ -65,44 +67,6 @@ constexpr uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kPsh = 0x08, kAck = 0x1
 size_t total_packets() {
   const char* env = std::getenv("XDPGUARD_FLOW_DIFF_PACKETS");
   return env ? std::strtoull(env, nullptr, 10) : 800'000;
-}
-
-Addr universe_address(std::mt19937_64& rng, int family) {
-  Addr a{};
-  if (family == 4) {
-    a[0] = 10;
-    a[1] = static_cast<uint8_t>(rng() % 4);
-    a[2] = static_cast<uint8_t>(rng() % 4);
-    a[3] = static_cast<uint8_t>(rng() % 8);
-  } else {
-    a[0] = 0xfd;
-    a[1] = static_cast<uint8_t>(rng() % 4);
-    a[2] = static_cast<uint8_t>(rng() % 4);
-    a[15] = static_cast<uint8_t>(rng() % 8);
-  }
-  return a;
-}
-
-policy::Cidr random_prefix(std::mt19937_64& rng, int family) {
-  policy::Cidr c;
-  c.family = family;
-  c.address = universe_address(rng, family);
-  static constexpr uint8_t kLen4[] = {8, 10, 16, 24, 30, 32};
-  static constexpr uint8_t kLen6[] = {8, 16, 24, 64, 126, 128};
-  c.prefix_length = family == 4 ? kLen4[rng() % 6] : kLen6[rng() % 6];
-  for (int bit = c.prefix_length; bit < (family == 4 ? 32 : 128); ++bit)
-    c.address[bit / 8] &= static_cast<uint8_t>(~(0x80 >> (bit % 8)));
-  return c;
-}
-
-Addr host_address(int family) {
-  Addr a{};
-  if (family == 4) {
-    a = {192, 0, 2, 1};
-  } else {
-    a[0] = 0x20; a[1] = 0x01; a[2] = 0x0d; a[3] = 0xb8; a[15] = 1;
-  }
-  return a;
 }
 
 // The TCP/UDP port lists of the rules, by who opens.
@@ -399,47 +363,6 @@ class SequenceGenerator {
   size_t opened_ = 0;
 };
 
-struct Expected {
-  std::vector<xdpg_rule_counters> rules = std::vector<xdpg_rule_counters>(XDPG_MAX_RULES);
-  std::vector<xdpg_reason_counters> reasons =
-      std::vector<xdpg_reason_counters>(XDPG_DROP_REASON_COUNT);
-
-  void count(const Decision& d, size_t bytes) {
-    if (d.verdict == Verdict::Pass) {
-      rules.at(*d.rule).pass_packets++;
-      rules.at(*d.rule).pass_bytes += bytes;
-      return;
-    }
-    auto& reason = reasons.at(static_cast<size_t>(d.reason));
-    reason.packets++;
-    reason.bytes += bytes;
-    if (d.rule) {
-      rules.at(*d.rule).drop_packets++;
-      rules.at(*d.rule).drop_bytes += bytes;
-    }
-  }
-};
-
-void expect_counters_equal(const std::vector<xdpg_rule_counters>& got_rules,
-                           const std::vector<xdpg_reason_counters>& got_reasons,
-                           const Expected& want, const policy::RuleSet& rules,
-                           const std::string& where) {
-  for (size_t i = 0; i < XDPG_MAX_RULES; ++i) {
-    const auto& g = got_rules[i];
-    const auto& w = want.rules[i];
-    std::string name = i < rules.rules.size() ? rules.rules[i].rule->id : std::to_string(i);
-    ASSERT_EQ(g.pass_packets, w.pass_packets) << where << " rule " << name;
-    ASSERT_EQ(g.pass_bytes, w.pass_bytes) << where << " rule " << name;
-    ASSERT_EQ(g.drop_packets, w.drop_packets) << where << " rule " << name;
-    ASSERT_EQ(g.drop_bytes, w.drop_bytes) << where << " rule " << name;
-  }
-  for (size_t i = 1; i < XDPG_DROP_REASON_COUNT; ++i) {
-    const char* name = drop_reason_name(static_cast<DropReason>(i));
-    ASSERT_EQ(got_reasons[i].packets, want.reasons[i].packets) << where << " " << name;
-    ASSERT_EQ(got_reasons[i].bytes, want.reasons[i].bytes) << where << " " << name;
-  }
-}
-
 // The kernel's flow table as the reference's key type, without timestamps.
 struct FlowFacts {
   uint32_t rule;
@@ -478,16 +401,6 @@ bool egress_test_run_refuses(const std::vector<uint8_t>& frame) {
   uint16_t ethertype = static_cast<uint16_t>(frame[12] << 8 | frame[13]);
   return (ethertype == 0x0800 && frame.size() < 14 + 20) ||
          (ethertype == 0x86DD && frame.size() < 14 + 40);
-}
-
-std::string hex(const std::vector<uint8_t>& frame) {
-  std::string out;
-  char buf[4];
-  for (uint8_t b : frame) {
-    std::snprintf(buf, sizeof buf, "%02x", b);
-    out += buf;
-  }
-  return out;
 }
 
 struct Timeouts {
@@ -530,12 +443,7 @@ TEST_P(FlowDifferential, BothProgramsAgreeWithReferenceOnSequences) {
   policy::Policy pol = std::move(*parsed.policy);
 
   std::mt19937_64 rng(sc.seed);
-  if (sc.narrow_sets)
-    for (auto& set : pol.peer_sets) {
-      set.cidrs.clear();
-      for (unsigned k = 0, n = 1 + rng() % 3; k < n; ++k) set.cidrs.push_back(random_prefix(rng, 4));
-      for (unsigned k = 0, n = 1 + rng() % 3; k < n; ++k) set.cidrs.push_back(random_prefix(rng, 6));
-    }
+  if (sc.narrow_sets) testing::narrow_peer_sets(pol, rng);
   auto selected = policy::select_rules(pol, sc.profile);
   ASSERT_TRUE(std::holds_alternative<policy::RuleSet>(selected));
   policy::RuleSet rules = std::get<policy::RuleSet>(selected);
@@ -564,7 +472,7 @@ TEST_P(FlowDifferential, BothProgramsAgreeWithReferenceOnSequences) {
   classify::ReferenceClassifier reference(rules, ref_options);
 
   SequenceGenerator gen(sc.seed, port_vocabulary(rules));
-  Expected in_expected, out_expected;
+  ExpectedCounters in_expected, out_expected;
   std::vector<Step> steps;
   const size_t n = total_packets() / kScenarioCount;
   size_t done = 0, batches = 0, flows_created = 0;

@@ -30,10 +30,7 @@
 #include "kernel/datapath.hpp"
 #include "kernel/maps_io.hpp"
 #include "policy/parser.hpp"
-
-namespace xdpguard {
-extern const std::string_view kDefaultPolicyYaml;
-}
+#include "support.hpp"
 
 namespace xdpguard {
 namespace {
@@ -44,7 +41,7 @@ constexpr uint32_t kTableSize = 1024;
 constexpr size_t kFlood = 20 * kTableSize;
 constexpr size_t kRefreshEvery = 64;
 
-std::array<uint8_t, 16> host_addr() { return {192, 0, 2, 1}; }
+std::array<uint8_t, 16> host_addr() { return testing::host_address(4); }
 std::array<uint8_t, 16> peer(uint32_t n) {
   return {10, static_cast<uint8_t>(1 + (n >> 16)), static_cast<uint8_t>(n >> 8),
           static_cast<uint8_t>(n)};

@@ -44,16 +44,14 @@
 #include "compile/compiler.hpp"
 #include "kernel/datapath.hpp"
 #include "policy/parser.hpp"
-
-namespace xdpguard {
-extern const std::string_view kDefaultPolicyYaml;
-}
+#include "support.hpp"
 
 namespace xdpguard {
 namespace {
 
 using classify::PacketSpec;
-using Addr = std::array<uint8_t, 16>;
+using testing::Addr;
+using testing::hex;
 
 constexpr size_t kMinFrame = 14;  // BPF_PROG_TEST_RUN refuses shorter XDP input
 constexpr size_t kBatch = 200;
@@ -699,35 +697,6 @@ class PolicyCheck {
 
 // ---- the test --------------------------------------------------------------------
 
-struct Tally {
-  std::vector<xdpg_rule_counters> rules = std::vector<xdpg_rule_counters>(XDPG_MAX_RULES);
-  std::vector<xdpg_reason_counters> reasons =
-      std::vector<xdpg_reason_counters>(XDPG_DROP_REASON_COUNT);
-  void count(const Decision& d, size_t bytes) {
-    if (d.verdict == Verdict::Pass) {
-      rules.at(*d.rule).pass_packets++;
-      rules.at(*d.rule).pass_bytes += bytes;
-      return;
-    }
-    reasons.at(static_cast<size_t>(d.reason)).packets++;
-    reasons.at(static_cast<size_t>(d.reason)).bytes += bytes;
-    if (d.rule) {
-      rules.at(*d.rule).drop_packets++;
-      rules.at(*d.rule).drop_bytes += bytes;
-    }
-  }
-};
-
-std::string hex(std::span<const uint8_t> f) {
-  std::string out;
-  char buf[4];
-  for (uint8_t b : f) {
-    std::snprintf(buf, sizeof buf, "%02x", b);
-    out += buf;
-  }
-  return out;
-}
-
 struct Scenario {
   const char* name;
   bool narrow;  // every peer set (even "anywhere") narrowed to 10.1.0.0/16, fd01::/16
@@ -793,7 +762,7 @@ TEST_P(MalformedCorpus, XdpAgreesWithReferenceAndPassesOnlyWhatThePolicyPermits)
     }
 
   const Corpus corpus = Corpus::build();
-  Tally tally;
+  testing::ExpectedCounters tally;
   size_t passes = 0, refused = 0, expectations = 0;
   std::array<size_t, XDPG_DROP_REASON_COUNT> drops{};
   for (size_t i = 0; i < corpus.entries.size(); ++i) {
@@ -827,19 +796,9 @@ TEST_P(MalformedCorpus, XdpAgreesWithReferenceAndPassesOnlyWhatThePolicyPermits)
       auto got_rules = dp->rule_counters();
       auto got_reasons = dp->reason_counters();
       ASSERT_TRUE(got_rules.ok() && got_reasons.ok());
-      for (size_t r = 0; r < XDPG_MAX_RULES; ++r) {
-        const auto& g = (*got_rules)[r];
-        const auto& w = tally.rules[r];
-        ASSERT_TRUE(g.pass_packets == w.pass_packets && g.pass_bytes == w.pass_bytes &&
-                    g.drop_packets == w.drop_packets && g.drop_bytes == w.drop_bytes)
-            << "rule " << (r < rules.rules.size() ? rules.rules[r].rule->id : std::to_string(r))
-            << " counters differ after '" << e.what << "' (entry " << i << ")";
-      }
-      for (size_t r = 1; r < XDPG_DROP_REASON_COUNT; ++r)
-        ASSERT_TRUE((*got_reasons)[r].packets == tally.reasons[r].packets &&
-                    (*got_reasons)[r].bytes == tally.reasons[r].bytes)
-            << drop_reason_name(static_cast<DropReason>(r)) << " counters differ after '"
-            << e.what << "' (entry " << i << ")";
+      ASSERT_NO_FATAL_FAILURE(testing::expect_counters_equal(
+          *got_rules, *got_reasons, tally, rules,
+          "after '" + e.what + "' (entry " + std::to_string(i) + ")"));
     }
   }
 

@@ -1,0 +1,136 @@
+// Helpers shared by the BPF tests that compare the kernel programs with the
+// reference classifier: the address universe of generated packets, counter
+// sums of the reference's decisions, counter comparison and frame dumps.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdint>
+#include <cstdio>
+#include <random>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "classify/decision.hpp"
+#include "policy/model.hpp"
+#include "xdpguard/maps.h"
+
+namespace xdpguard {
+extern const std::string_view kDefaultPolicyYaml;
+}
+
+namespace xdpguard::testing {
+
+using Addr = std::array<uint8_t, 16>;
+
+// Addresses come from a small universe so narrowed sets are hit often.
+// Draws exactly three numbers from rng: generated sequences depend on it.
+inline Addr universe_address(std::mt19937_64& rng, int family) {
+  Addr a{};
+  if (family == 4) {
+    a[0] = 10;
+    a[1] = static_cast<uint8_t>(rng() % 4);
+    a[2] = static_cast<uint8_t>(rng() % 4);
+    a[3] = static_cast<uint8_t>(rng() % 8);
+  } else {
+    a[0] = 0xfd;
+    a[1] = static_cast<uint8_t>(rng() % 4);
+    a[2] = static_cast<uint8_t>(rng() % 4);
+    a[15] = static_cast<uint8_t>(rng() % 8);
+  }
+  return a;
+}
+
+// A prefix of the universe, from /8 to a single host.
+inline policy::Cidr random_prefix(std::mt19937_64& rng, int family) {
+  policy::Cidr c;
+  c.family = family;
+  c.address = universe_address(rng, family);
+  static constexpr uint8_t kLen4[] = {8, 10, 16, 24, 30, 32};
+  static constexpr uint8_t kLen6[] = {8, 16, 24, 64, 126, 128};
+  c.prefix_length = family == 4 ? kLen4[rng() % 6] : kLen6[rng() % 6];
+  for (int bit = c.prefix_length; bit < (family == 4 ? 32 : 128); ++bit)
+    c.address[bit / 8] &= static_cast<uint8_t>(~(0x80 >> (bit % 8)));
+  return c;
+}
+
+// Every peer set replaced by 1-3 random IPv4 and 1-3 random IPv6 prefixes.
+inline void narrow_peer_sets(policy::Policy& pol, std::mt19937_64& rng) {
+  for (auto& set : pol.peer_sets) {
+    set.cidrs.clear();
+    for (unsigned k = 0, n = 1 + rng() % 3; k < n; ++k) set.cidrs.push_back(random_prefix(rng, 4));
+    for (unsigned k = 0, n = 1 + rng() % 3; k < n; ++k) set.cidrs.push_back(random_prefix(rng, 6));
+  }
+}
+
+// The protected host: 192.0.2.1 or 2001:db8::1.
+inline Addr host_address(int family) {
+  Addr a{};
+  if (family == 4) {
+    a = {192, 0, 2, 1};
+  } else {
+    a[0] = 0x20; a[1] = 0x01; a[2] = 0x0d; a[3] = 0xb8; a[15] = 1;
+  }
+  return a;
+}
+
+// The per-rule and per-reason counters the kernel must hold after the
+// decisions counted here.
+struct ExpectedCounters {
+  std::vector<xdpg_rule_counters> rules = std::vector<xdpg_rule_counters>(XDPG_MAX_RULES);
+  std::vector<xdpg_reason_counters> reasons =
+      std::vector<xdpg_reason_counters>(XDPG_DROP_REASON_COUNT);
+
+  void count(const Decision& d, size_t bytes) {
+    if (d.verdict == Verdict::Pass) {
+      rules.at(*d.rule).pass_packets++;
+      rules.at(*d.rule).pass_bytes += bytes;
+      return;
+    }
+    auto& reason = reasons.at(static_cast<size_t>(d.reason));
+    reason.packets++;
+    reason.bytes += bytes;
+    if (d.rule) {
+      rules.at(*d.rule).drop_packets++;
+      rules.at(*d.rule).drop_bytes += bytes;
+    }
+  }
+};
+
+// Fatal on the first difference; callers check HasFatalFailure().
+inline void expect_counters_equal(const std::vector<xdpg_rule_counters>& got_rules,
+                                  const std::vector<xdpg_reason_counters>& got_reasons,
+                                  const ExpectedCounters& want, const policy::RuleSet& rules,
+                                  const std::string& where) {
+  ASSERT_GE(got_rules.size(), want.rules.size()) << where;
+  ASSERT_GE(got_reasons.size(), want.reasons.size()) << where;
+  for (size_t i = 0; i < XDPG_MAX_RULES; ++i) {
+    const auto& g = got_rules[i];
+    const auto& w = want.rules[i];
+    std::string name = i < rules.rules.size() ? rules.rules[i].rule->id : std::to_string(i);
+    ASSERT_EQ(g.pass_packets, w.pass_packets) << where << " rule " << name;
+    ASSERT_EQ(g.pass_bytes, w.pass_bytes) << where << " rule " << name;
+    ASSERT_EQ(g.drop_packets, w.drop_packets) << where << " rule " << name;
+    ASSERT_EQ(g.drop_bytes, w.drop_bytes) << where << " rule " << name;
+  }
+  for (size_t i = 1; i < XDPG_DROP_REASON_COUNT; ++i) {
+    const char* name = drop_reason_name(static_cast<DropReason>(i));
+    ASSERT_EQ(got_reasons[i].packets, want.reasons[i].packets) << where << " " << name;
+    ASSERT_EQ(got_reasons[i].bytes, want.reasons[i].bytes) << where << " " << name;
+  }
+}
+
+inline std::string hex(std::span<const uint8_t> frame) {
+  std::string out;
+  char buf[4];
+  for (uint8_t b : frame) {
+    std::snprintf(buf, sizeof buf, "%02x", b);
+    out += buf;
+  }
+  return out;
+}
+
+}  // namespace xdpguard::testing
