@@ -103,6 +103,19 @@ e2e_cleanup() {
   exit "$rc"
 }
 
+# The server/client veth pair, created directly inside the namespaces so it
+# takes their sysctl defaults; also used to re-create it (test_link_events).
+e2e_make_veth() {
+  ip link add "$SRV_IF" netns "$SRV_NS" address "$SRV_MAC" type veth \
+    peer name "$CLI_IF" netns "$CLI_NS" address "$CLI_MAC"
+  ip -n "$SRV_NS" addr add "$SRV_IP4/24" dev "$SRV_IF"
+  ip -n "$CLI_NS" addr add "$CLI_IP4/24" dev "$CLI_IF"
+  ip -n "$SRV_NS" addr add "$SRV_IP6/64" dev "$SRV_IF" nodad
+  ip -n "$CLI_NS" addr add "$CLI_IP6/64" dev "$CLI_IF" nodad
+  ip -n "$SRV_NS" link set "$SRV_IF" up
+  ip -n "$CLI_NS" link set "$CLI_IF" up
+}
+
 e2e_setup() {
   [[ $(id -u) == 0 ]] || fail "needs root"
   [[ -x $XDPGUARD ]] || fail "xdpguard binary not found at $XDPGUARD (set XDPGUARD)"
@@ -123,14 +136,7 @@ e2e_setup() {
     ip -n "$ns" link set lo up
   done
   # Created directly inside the namespaces so they take those defaults.
-  ip link add "$SRV_IF" netns "$SRV_NS" address "$SRV_MAC" type veth \
-    peer name "$CLI_IF" netns "$CLI_NS" address "$CLI_MAC"
-  ip -n "$SRV_NS" addr add "$SRV_IP4/24" dev "$SRV_IF"
-  ip -n "$CLI_NS" addr add "$CLI_IP4/24" dev "$CLI_IF"
-  ip -n "$SRV_NS" addr add "$SRV_IP6/64" dev "$SRV_IF" nodad
-  ip -n "$CLI_NS" addr add "$CLI_IP6/64" dev "$CLI_IF" nodad
-  ip -n "$SRV_NS" link set "$SRV_IF" up
-  ip -n "$CLI_NS" link set "$CLI_IF" up
+  e2e_make_veth
   E2E_PIN_DIR="/sys/fs/bpf/xdpguard/${SRV_IF}@netns$(stat -L -c %i "/run/netns/$SRV_NS")"
   wait_until 5 in_cli ping -c1 -W1 -q "$SRV_IP4" >/dev/null ||
     fail "no IPv4 connectivity across the veth"

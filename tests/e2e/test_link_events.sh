@@ -63,18 +63,6 @@ expect_enforcing() {
   expect_fail "$1: TCP 3306 over IPv6" tcp_banner "$SRV_IP6" 3306 open-3306
 }
 
-# The veth pair as e2e_setup makes it (the client end goes with the server end).
-make_veth() {
-  ip link add "$SRV_IF" netns "$SRV_NS" address "$SRV_MAC" type veth \
-    peer name "$CLI_IF" netns "$CLI_NS" address "$CLI_MAC"
-  ip -n "$SRV_NS" addr add "$SRV_IP4/24" dev "$SRV_IF"
-  ip -n "$CLI_NS" addr add "$CLI_IP4/24" dev "$CLI_IF"
-  ip -n "$SRV_NS" addr add "$SRV_IP6/64" dev "$SRV_IF" nodad
-  ip -n "$CLI_NS" addr add "$CLI_IP6/64" dev "$CLI_IF" nodad
-  ip -n "$SRV_NS" link set "$SRV_IF" up
-  ip -n "$CLI_NS" link set "$CLI_IF" up
-}
-
 phase "run"
 start_closed_listeners
 start_server daemon "$XDPGUARD" run --iface "$SRV_IF" --policy "$POLICY" --mode native
@@ -104,7 +92,7 @@ wait_until 5 test ! -e "$E2E_PIN_DIR" || fail "the stale pins in $E2E_PIN_DIR we
 log "ok: stale pins removed"
 daemon_alive
 t0=$SECONDS
-make_veth
+e2e_make_veth
 wait_until 5 protected || fail "no XDP + TC egress on the re-created $SRV_IF within 5 s"
 log "ok: re-attached within $((SECONDS - t0)) s (XDP id $(xdp_prog_id))"
 wait_log "$SRV_IF: re-attached; enforcing again"
@@ -131,7 +119,7 @@ if [[ -n $kind ]]; then
 else
   log "SKIP: this kernel can create neither a bridge nor an ifb"
 fi
-make_veth
+e2e_make_veth
 wait_until 5 protected || fail "no re-attach once the veth was back"
 expect_enforcing "veth back"
 
