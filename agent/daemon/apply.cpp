@@ -15,6 +15,7 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include "classify/packet_spec.hpp"
 #include "classify/reference.hpp"
@@ -267,25 +268,32 @@ kernel::Result<kernel::ReloadReport> reload_prepared(const PreparedPolicy& p,
   return rep;
 }
 
-kernel::Result<std::string> state_dir(const std::string& iface) {
+namespace {
+// $XDPGUARD_STATE_DIR or /run/xdpguard, and the interface's directory in it.
+kernel::Result<std::pair<std::string, std::string>> state_paths(const std::string& iface) {
   auto pins = kernel::pin_dir(iface);
   if (!pins) return pins.error();
   const char* root_env = std::getenv("XDPGUARD_STATE_DIR");
   std::string root = root_env && *root_env ? root_env : "/run/xdpguard";
   std::string dir = root + "/" + fs::path(*pins).filename().string();
-  for (const std::string& d : {root, dir})
+  return std::pair{root, dir};
+}
+}  // namespace
+
+kernel::Result<std::string> state_dir(const std::string& iface) {
+  auto paths = state_paths(iface);
+  if (!paths) return paths.error();
+  for (const std::string& d : {paths->first, paths->second})
     if (::mkdir(d.c_str(), 0700) != 0 && errno != EEXIST)
       return errno_error(errno, "cannot create " + d);
-  return dir;
+  return paths->second;
 }
 
 void forget_state(const std::string& iface) {
-  auto pins = kernel::pin_dir(iface);
-  if (!pins) return;
-  const char* root_env = std::getenv("XDPGUARD_STATE_DIR");
-  std::string root = root_env && *root_env ? root_env : "/run/xdpguard";
+  auto paths = state_paths(iface);
+  if (!paths) return;
   std::error_code ec;
-  fs::remove_all(root + "/" + fs::path(*pins).filename().string(), ec);
+  fs::remove_all(paths->second, ec);
 }
 
 kernel::Status save_record(const std::string& dir, const std::string& which,
@@ -347,8 +355,12 @@ kernel::Status start_confirm_watcher(const std::string& iface, unsigned seconds)
 }
 
 kernel::Status confirm(const std::string& iface) {
-  auto dir = state_dir(iface);
-  if (!dir) return dir.error();
+  // Only reads: confirming an interface never touched leaves nothing behind.
+  auto paths = state_paths(iface);
+  if (!paths) return paths.error();
+  const std::string* dir = &paths->second;
+  std::error_code ec;
+  if (!fs::is_directory(*dir, ec)) return plain_error("nothing to confirm on " + iface);
   auto lock = lock_state(*dir);
   if (!lock) return lock.error();
   const std::string pending = *dir + "/pending";

@@ -37,14 +37,17 @@ Result<uint64_t> inode_of(const char* path) {
 constexpr uint64_t kInitNetInode = 0xEFFFFFF9;
 
 // Whether the namespace with inode `self` is the initial one: compared with
-// pid 1's where we may read it (containers and sandboxes may forbid it).
-Result<bool> in_initial_netns(uint64_t self) {
-  if (self == kInitNetInode) return true;
+// pid 1's where we may read it. Containers and capability-bounded services
+// may not (the ptrace access check), and before Linux 6.18 the inode alone
+// does not tell: then we do not know.
+Result<NetnsCertainty> where_am_i(uint64_t self) {
+  if (self == kInitNetInode) return NetnsCertainty::Initial;
   auto init = inode_of("/proc/1/ns/net");
-  if (init) return self == *init;
+  if (init) return self == *init ? NetnsCertainty::Initial : NetnsCertainty::Other;
   if (init.error().code == EACCES || init.error().code == EPERM) {
-    spdlog::debug("{}; treating netns {} as a non-initial namespace", init.error().message, self);
-    return false;
+    spdlog::debug("{}; cannot tell whether netns {} is the initial one", init.error().message,
+                  self);
+    return NetnsCertainty::Unknown;
   }
   return init.error();
 }
@@ -179,17 +182,41 @@ std::optional<XdpMode> xdp_mode_from_string(std::string_view s) {
   return std::nullopt;
 }
 
+std::string choose_pin_dir(const std::string& base, uint64_t self_inode, NetnsCertainty where,
+                           const std::function<bool(const std::string&)>& exists,
+                           const std::function<bool(const std::string&)>& attached_here) {
+  const std::string own_ns = base + "@netns" + std::to_string(self_inode);
+  const std::string primary = where == NetnsCertainty::Initial ? base : own_ns;
+  if (where == NetnsCertainty::Other || exists(primary)) return primary;
+  // Pins made by a process that answered the question the other way (a root
+  // shell vs. a capability-bounded daemon) are still ours if the program
+  // pinned there is the one attached to this namespace's interface.
+  const std::string other = where == NetnsCertainty::Initial ? own_ns : base;
+  return exists(other) && attached_here(other) ? other : primary;
+}
+
 Result<std::string> pin_dir(const std::string& iface, const std::string& pin_root) {
   if (iface.empty() || iface.size() >= IF_NAMESIZE || iface.find('/') != std::string::npos ||
       iface == "." || iface == "..")
     return plain_error("invalid interface name '" + iface + "'");
   auto self = inode_of("/proc/thread-self/ns/net");
   if (!self) return self.error();
-  std::string dir = pin_root + "/" + iface;
-  auto initial = in_initial_netns(*self);
-  if (!initial) return initial.error();
-  if (!*initial) dir += "@netns" + std::to_string(*self);
-  return dir;
+  auto where = where_am_i(*self);
+  if (!where) return where.error();
+  auto exists = [](const std::string& dir) {
+    std::error_code ec;
+    return fs::is_directory(dir, ec);
+  };
+  auto attached_here = [&iface](const std::string& dir) {
+    auto ifindex = ifindex_of(iface);
+    if (!ifindex) return false;
+    auto state = query_xdp(*ifindex, iface);
+    Fd pinned = open_pinned_prog(dir);
+    if (!state || state->any() == 0 || !pinned.valid()) return false;
+    auto id = prog_id_of(pinned.get());
+    return id && *id == state->any();
+  };
+  return choose_pin_dir(pin_root + "/" + iface, *self, *where, exists, attached_here);
 }
 
 Status attach(const Datapath& datapath, const std::string& iface, XdpMode mode,
