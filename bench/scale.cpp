@@ -90,7 +90,7 @@ Measured measure(const kernel::Datapath& dp, HoldPool& holds, const std::vector<
 std::string s3(const Summary& s) { return fmt::format("{:.2f} [{:.2f}-{:.2f}]", s.median, s.min, s.max); }
 
 void record(Records& rec, const std::string& dim, size_t n, const BuiltPolicy& b, const Loaded& l,
-            const Measured& m, uint64_t lpm_mem, uint64_t total_mem, size_t entries) {
+            const Measured& m, uint64_t lookup_mem, uint64_t total_mem, size_t entries) {
   rec.add({{"section", jstr("scale")}, {"dimension", jstr(dim)}, {"size", jnum(double(n))},
            {"entries", jnum(double(entries))},
            {"parse_ms", jnum(b.parse_ms)}, {"compile_ms", jnum(b.compile_ms)},
@@ -98,7 +98,7 @@ void record(Records& rec, const std::string& dim, size_t n, const BuiltPolicy& b
            {"hit_min_ns", jnum(m.hit.min)}, {"hit_max_ns", jnum(m.hit.max)},
            {"miss_median_ns", jnum(m.miss.median)}, {"miss_min_ns", jnum(m.miss.min)},
            {"miss_max_ns", jnum(m.miss.max)}, {"hit_retval", jnum(m.hit_ret)},
-           {"miss_retval", jnum(m.miss_ret)}, {"lookup_map_memlock", jnum(double(lpm_mem))},
+           {"miss_retval", jnum(m.miss_ret)}, {"lookup_map_memlock", jnum(double(lookup_mem))},
            {"all_maps_memlock", jnum(double(total_mem))}});
 }
 
@@ -170,18 +170,19 @@ int run_scale(const Args& args) {
       std::string miss = family == 4 ? "udp 192.0.2.7:40000 -> 198.51.100.10:162 len 20"
                                      : "udp [2001:db8::7]:40000 -> [2001:db8::10]:162 len 20";
       Measured m = measure(l.dp, holds, hits, miss, repeat, runs);
-      auto lpm = family == 4 ? kernel::MapId::PeersV4 : kernel::MapId::PeersV6;
-      uint64_t lpm_mem = map_memlock(l.dp.map_fd(lpm));
+      auto peers = family == 4 ? kernel::MapId::PeersV4 : kernel::MapId::PeersV6;
+      uint64_t peers_mem = map_memlock(l.dp.map_fd(peers));
       uint64_t all_mem = object_map_memlock(l.dp);
-      size_t entries = family == 4 ? b.compiled.peers_v4.size() : b.compiled.peers_v6.size();
+      size_t entries =
+          family == 4 ? b.compiled.peers_v4.entries.size() : b.compiled.peers_v6.entries.size();
       std::string dim = family == 4 ? "cidrs-v4" : "cidrs-v6";
       fmt::print("{:<10} {:>7} {:>8} {:>22} {:>22} {:>9.1f} {:>9.1f} {:>9.1f} {:>10} {:>10}\n", dim,
                  n, entries, s3(m.hit), s3(m.miss), b.parse_ms, b.compile_ms, l.load_ms,
-                 lpm_mem / 1024, all_mem / 1024);
+                 peers_mem / 1024, all_mem / 1024);
       if (m.hit_ret != XDP_PASS || m.miss_ret != XDP_DROP)
         fmt::print(stderr, "warning: {} {}: verdicts {} / {}, expected pass / drop\n", dim, n,
                    m.hit_ret, m.miss_ret);
-      record(rec, dim, n, b, l, m, lpm_mem, all_mem, entries);
+      record(rec, dim, n, b, l, m, peers_mem, all_mem, entries);
     }
   }
   for (size_t n : sizes_from(args, "ports", "10,1000,10000")) {

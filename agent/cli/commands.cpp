@@ -251,7 +251,8 @@ int run_check(int argc, char** argv) {
                            st.tcp_closing_timeout, st.udp_timeout, st.fragment_timeout),
              st.flow_table_size);
   fmt::print("compiled: {} port-table slots, {} IPv4 and {} IPv6 prefixes\n",
-             compiled.port_entries.size(), compiled.peers_v4.size(), compiled.peers_v6.size());
+             compiled.port_entries.size(), compiled.peers_v4.entries.size(),
+             compiled.peers_v6.entries.size());
   return kExitOk;
 }
 

@@ -12,13 +12,36 @@
 
 namespace xdpguard::compile {
 
+// One family's peer sets as the datapath looks them up (maps.h, xdpg_peer_*_key;
+// docs/datapath.md 5.4).
+template <typename Key>
+struct PeerTable {
+  // Every prefix but /0, ascending by (address, length), with the mask of
+  // every rule whose set contains it, covering prefixes folded in.
+  std::vector<std::pair<Key, uint64_t>> entries;
+  // The distinct prefix lengths of `entries`, longest first: one hash probe each.
+  std::vector<uint8_t> lengths;
+  // The folded mask of /0: the members of an address no entry matches.
+  uint64_t default_mask = 0;
+};
+using PeerTableV4 = PeerTable<xdpg_peer_v4_key>;
+using PeerTableV6 = PeerTable<xdpg_peer_v6_key>;
+
+// A table from prefixes already folded and sorted (ascending by address, then
+// length): /0 becomes the default mask, the lengths are collected. Tests
+// that write map contents by hand build their tables with it too.
+template <typename Key>
+PeerTable<Key> peer_table(std::vector<std::pair<Key, uint64_t>> folded);
+
+// The rodata probe for `length` (maps.h): the length and its netmask.
+xdpg_peer_v4_probe peer_probe_v4(uint8_t length);
+xdpg_peer_v6_probe peer_probe_v6(uint8_t length);
+
 struct CompiledPolicy {
   // Nonzero slots of port_table (index = kind << 16 | port), ascending.
   std::vector<std::pair<uint32_t, uint64_t>> port_entries;
-  // Peer prefixes with the mask of every rule whose set contains them,
-  // covering prefixes already folded in (longest match is enough).
-  std::vector<std::pair<xdpg_lpm_v4_key, uint64_t>> peers_v4;
-  std::vector<std::pair<xdpg_lpm_v6_key, uint64_t>> peers_v6;
+  PeerTableV4 peers_v4;
+  PeerTableV6 peers_v6;
   // rule_flags map: entry f = mask of rules with enum xdpg_rule_flag f.
   std::array<uint64_t, XDPG_RULE_FLAG_COUNT> rule_flags{};
   std::vector<xdpg_rule_meta> rule_meta;  // index = rule index
