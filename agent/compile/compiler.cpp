@@ -193,6 +193,22 @@ xdpg_peer_v6_probe peer_probe_v6(uint8_t length) {
   return probe;
 }
 
+std::vector<std::string> peer_length_warnings(const CompiledPolicy& compiled) {
+  std::vector<std::string> out;
+  auto check = [&](const char* family, const std::vector<uint8_t>& lengths) {
+    if (lengths.size() <= kManyPrefixLengths) return;
+    std::string list;
+    for (uint8_t len : lengths) list += (list.empty() ? "/" : " /") + std::to_string(len);
+    out.push_back(std::string("peer sets use ") + std::to_string(lengths.size()) + " distinct " +
+                  family + " prefix lengths (" + list + "): the datapath tries them longest "
+                  "first, one hash lookup each, on every packet until one matches; fewer "
+                  "lengths are faster (docs/policy-format.md, peer sets)");
+  };
+  check("IPv4", compiled.peers_v4.lengths);
+  check("IPv6", compiled.peers_v6.lengths);
+  return out;
+}
+
 std::vector<uint8_t> icmp_out_types(int family, uint8_t type) {
   if (family == 4) {
     switch (type) {

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -56,6 +57,12 @@ constexpr uint32_t port_table_index(xdpg_port_kind kind, uint16_t value) {
 // (docs/datapath.md 9.3): the answer to a request, the request of an answer,
 // MLD reports for a query, and the type itself for errors and NDP.
 std::vector<uint8_t> icmp_out_types(int family, uint8_t type);
+
+// Above this many distinct prefix lengths in one family, `check` warns: each
+// costs a hash lookup per packet from outside the longer prefixes.
+inline constexpr size_t kManyPrefixLengths = 8;
+// One line per family whose peer table has more than kManyPrefixLengths lengths.
+std::vector<std::string> peer_length_warnings(const CompiledPolicy& compiled);
 
 // `rules` must come from policy::select_rules (at most XDPG_MAX_RULES).
 CompiledPolicy compile(const policy::RuleSet& rules);

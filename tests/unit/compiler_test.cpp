@@ -214,7 +214,27 @@ TEST(Compiler, PeerTableTakesSlashZeroAsDefaultWherever) {
   EXPECT_EQ(t.lengths, (std::vector<uint8_t>{8}));
 }
 
-// The datapath's lookup (bpf/xdpguard.bpf.c xdpg_members_v4/v6) over a
+TEST(Compiler, ManyDistinctPrefixLengthsAreWarnedAbout) {
+  Fixture f;
+  std::vector<Cidr> eight, nine;
+  for (uint8_t len = 24; len <= 31; ++len) eight.push_back(v4("10.0.0.0", len));
+  nine = eight;
+  nine.push_back(v4("10.0.0.0", 32));
+  f.add_set("eight", eight);
+  f.add_set("nine", {v6("2001:db8::", 48)});
+  f.add_rule(tcp_local("a", "eight", 1, 1));
+  f.add_rule(tcp_local("b", "nine", 1, 1));
+  f.finish();
+  EXPECT_TRUE(peer_length_warnings(compile(f.rules)).empty());  // 8 lengths: no warning
+
+  f.policy.peer_sets[1].cidrs = nine;
+  auto warnings = peer_length_warnings(compile(f.rules));
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("9 distinct IPv4 prefix lengths (/32 /31 /30"), std::string::npos)
+      << warnings[0];
+}
+
+// The datapath's lookup (bpf/xdpguard.bpf.c// The datapath's lookup (bpf/xdpguard.bpf.c xdpg_members_v4/v6) over a
 // compiled table: probe the lengths longest first with the address masked
 // by the probe, first hit wins, else the default.
 template <typename Key, typename Probe>
