@@ -88,8 +88,8 @@ enum xdpg_egress_mode {
  * carries every set the address is in. The datapath probes the lengths
  * present, longest first (rodata peer_v4_probes / peer_v6_probes); the first
  * hit is the answer. /0 is no entry: its mask is rodata peer_v4_default /
- * peer_v6_default, the answer when no probe hits. The cost is one hash
- * lookup per distinct prefix length, whatever the number of prefixes. */
+ * peer_v6_default, the answer when no probe hits. The cost is at most one
+ * hash lookup per distinct prefix length, whatever the number of prefixes. */
 struct xdpg_peer_v4_key {
 	__u32 prefixlen;
 	__u8 addr[4]; /* network order, bits past prefixlen zero */
