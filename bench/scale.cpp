@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 
+#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -90,7 +91,7 @@ Measured measure(const kernel::Datapath& dp, HoldPool& holds, const std::vector<
 std::string s3(const Summary& s) { return fmt::format("{:.2f} [{:.2f}-{:.2f}]", s.median, s.min, s.max); }
 
 void record(Records& rec, const std::string& dim, size_t n, const BuiltPolicy& b, const Loaded& l,
-            const Measured& m, uint64_t lpm_mem, uint64_t total_mem, size_t entries) {
+            const Measured& m, uint64_t lookup_mem, uint64_t total_mem, size_t entries) {
   rec.add({{"section", jstr("scale")}, {"dimension", jstr(dim)}, {"size", jnum(double(n))},
            {"entries", jnum(double(entries))},
            {"parse_ms", jnum(b.parse_ms)}, {"compile_ms", jnum(b.compile_ms)},
@@ -98,7 +99,7 @@ void record(Records& rec, const std::string& dim, size_t n, const BuiltPolicy& b
            {"hit_min_ns", jnum(m.hit.min)}, {"hit_max_ns", jnum(m.hit.max)},
            {"miss_median_ns", jnum(m.miss.median)}, {"miss_min_ns", jnum(m.miss.min)},
            {"miss_max_ns", jnum(m.miss.max)}, {"hit_retval", jnum(m.hit_ret)},
-           {"miss_retval", jnum(m.miss_ret)}, {"lookup_map_memlock", jnum(double(lpm_mem))},
+           {"miss_retval", jnum(m.miss_ret)}, {"lookup_map_memlock", jnum(double(lookup_mem))},
            {"all_maps_memlock", jnum(double(total_mem))}});
 }
 
@@ -130,6 +131,66 @@ std::string policy_with_ports(size_t n, uint16_t* hit_port) {
   at = text.rfind("\n# ====", at);  // before the essentials' comment banner
   text.insert(at + 1, extra);
   return text;
+}
+
+// `k` nested prefixes of 10.1.2.3 (IPv4: /32 down to /33-k) or 2001:db8:1:2::3
+// (IPv6: /128 down to /129-k) as a YAML list, and a member that only the
+// shortest holds (it differs from the anchor in the bit just past it), so
+// that it costs every probe.
+std::pair<std::string, std::string> nested_lengths(int family, unsigned k) {
+  const int bits = family == 4 ? 32 : 128, af = family == 4 ? AF_INET : AF_INET6;
+  std::array<uint8_t, 16> anchor{};
+  inet_pton(af, family == 4 ? "10.1.2.3" : "2001:db8:1:2::3", anchor.data());
+  auto text = [&](const std::array<uint8_t, 16>& a) {
+    char buf[INET6_ADDRSTRLEN];
+    inet_ntop(af, a.data(), buf, sizeof buf);
+    return std::string(buf);
+  };
+  std::string list;
+  for (int len = bits; len > bits - int(k); --len) {
+    auto net = anchor;
+    for (int bit = len; bit < bits; ++bit) net[bit / 8] &= uint8_t(~(0x80 >> (bit % 8)));
+    list += fmt::format("{}\"{}/{}\"", list.empty() ? "" : ", ", text(net), len);
+  }
+  auto member = anchor;
+  const int past = bits - int(k) + 1;  // the shortest length; its first host bit flips
+  member[past / 8] ^= uint8_t(0x80 >> (past % 8));
+  return {fmt::format("[{}]", list), family == 4 ? text(member) : fmt::format("[{}]", text(member))};
+}
+
+// Cost against the number of distinct prefix lengths (the lookup probes one
+// hash per length, longest first): a member of only the shortest prefix pays
+// every probe. Separate section: the targets are about set size.
+void run_lengths(const Args& args, HoldPool& holds, Records& rec,
+                 const kernel::DatapathOptions& opts, uint32_t repeat, int runs) {
+  fmt::print("\nDistinct prefix lengths (nested prefixes of one address; the member is in the "
+             "shortest only), repeat {}\n", repeat);
+  fmt::print("{:<10} {:>7} {:>22} {:>22} {:>9}\n", "family", "lengths", "member (pass)",
+             "non-member (drop)", "load");
+  for (int family : {4, 6}) {
+    for (size_t k : sizes_from(args, family == 4 ? "lengths-v4" : "lengths-v6",
+                               family == 4 ? "1,8,16,32" : "1,8,32,128")) {
+      auto [cidrs, member] = nested_lengths(family, unsigned(k));
+      BuiltPolicy b = build_policy(default_policy_with_set("managed-devices", cidrs));
+      Loaded l = load_datapath(b.compiled, opts);
+      const char* dst = family == 4 ? "198.51.100.10" : "[2001:db8::10]";
+      Measured m = measure(l.dp, holds, {fmt::format("udp {}:40000 -> {}:162 len 20", member, dst)},
+                           // outside the /1 too (its first bit differs)
+                           fmt::format("udp {}:40000 -> {}:162 len 20",
+                                       family == 4 ? "192.0.2.7" : "[a001:db8::7]", dst),
+                           repeat, runs);
+      fmt::print("{:<10} {:>7} {:>22} {:>22} {:>9.1f}\n", family == 4 ? "IPv4" : "IPv6", k,
+                 s3(m.hit), s3(m.miss), l.load_ms);
+      if (m.hit_ret != XDP_PASS || m.miss_ret != XDP_DROP)
+        fmt::print(stderr, "warning: {} lengths IPv{}: verdicts {} / {}, expected pass / drop\n",
+                   k, family, m.hit_ret, m.miss_ret);
+      rec.add({{"section", jstr("peer-lengths")}, {"family", jnum(family)},
+               {"lengths", jnum(double(k))}, {"load_ms", jnum(l.load_ms)},
+               {"hit_median_ns", jnum(m.hit.median)}, {"hit_min_ns", jnum(m.hit.min)},
+               {"hit_max_ns", jnum(m.hit.max)}, {"miss_median_ns", jnum(m.miss.median)},
+               {"miss_min_ns", jnum(m.miss.min)}, {"miss_max_ns", jnum(m.miss.max)}});
+    }
+  }
 }
 
 }  // namespace
@@ -170,18 +231,19 @@ int run_scale(const Args& args) {
       std::string miss = family == 4 ? "udp 192.0.2.7:40000 -> 198.51.100.10:162 len 20"
                                      : "udp [2001:db8::7]:40000 -> [2001:db8::10]:162 len 20";
       Measured m = measure(l.dp, holds, hits, miss, repeat, runs);
-      auto lpm = family == 4 ? kernel::MapId::PeersV4 : kernel::MapId::PeersV6;
-      uint64_t lpm_mem = map_memlock(l.dp.map_fd(lpm));
+      auto peers = family == 4 ? kernel::MapId::PeersV4 : kernel::MapId::PeersV6;
+      uint64_t peers_mem = map_memlock(l.dp.map_fd(peers));
       uint64_t all_mem = object_map_memlock(l.dp);
-      size_t entries = family == 4 ? b.compiled.peers_v4.size() : b.compiled.peers_v6.size();
+      size_t entries =
+          family == 4 ? b.compiled.peers_v4.entries.size() : b.compiled.peers_v6.entries.size();
       std::string dim = family == 4 ? "cidrs-v4" : "cidrs-v6";
       fmt::print("{:<10} {:>7} {:>8} {:>22} {:>22} {:>9.1f} {:>9.1f} {:>9.1f} {:>10} {:>10}\n", dim,
                  n, entries, s3(m.hit), s3(m.miss), b.parse_ms, b.compile_ms, l.load_ms,
-                 lpm_mem / 1024, all_mem / 1024);
+                 peers_mem / 1024, all_mem / 1024);
       if (m.hit_ret != XDP_PASS || m.miss_ret != XDP_DROP)
         fmt::print(stderr, "warning: {} {}: verdicts {} / {}, expected pass / drop\n", dim, n,
                    m.hit_ret, m.miss_ret);
-      record(rec, dim, n, b, l, m, lpm_mem, all_mem, entries);
+      record(rec, dim, n, b, l, m, peers_mem, all_mem, entries);
     }
   }
   for (size_t n : sizes_from(args, "ports", "10,1000,10000")) {
@@ -202,6 +264,8 @@ int run_scale(const Args& args) {
                  m.hit_ret, m.miss_ret);
     record(rec, "ports", n, b, l, m, pt_mem, all_mem, b.compiled.port_entries.size());
   }
+  // A tenth of the repeats: 128 probes make a packet ~20x dearer.
+  run_lengths(args, holds, rec, opts, std::max<uint32_t>(repeat / 10, 1000), runs);
   return 0;
 }
 

@@ -61,22 +61,29 @@ struct {
 	__type(value, __u64);
 } port_table SEC(".maps");
 
-/* NO_PREALLOC is mandatory for LPM tries; the agent may resize before load. */
+/* Peer sets (maps.h, docs/datapath.md 5.4): the agent sizes the hashes to
+ * the prefix count and fills the probes before load. A probe count is a
+ * rodata constant, so the verifier walks exactly that many iterations. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 262144);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct xdpg_lpm_v4_key);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct xdpg_peer_v4_key);
 	__type(value, __u64);
 } peers_v4 SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 262144);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct xdpg_lpm_v6_key);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct xdpg_peer_v6_key);
 	__type(value, __u64);
 } peers_v6 SEC(".maps");
+
+const volatile __u32 peer_v4_probe_count = 0;
+const volatile struct xdpg_peer_v4_probe peer_v4_probes[XDPG_PEER_V4_LENGTHS] = {};
+const volatile __u64 peer_v4_default = 0; /* members of 0.0.0.0/0 */
+const volatile __u32 peer_v6_probe_count = 0;
+const volatile struct xdpg_peer_v6_probe peer_v6_probes[XDPG_PEER_V6_LENGTHS] = {};
+const volatile __u64 peer_v6_default = 0; /* members of ::/0 */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -240,23 +247,53 @@ static __always_inline __u64 xdpg_rule_flag_mask(__u32 flag)
 	return mask ? *mask : 0;
 }
 
-/* Mask of rules whose peer set holds addr (longest prefix match). */
-static __always_inline __u64 xdpg_members(int v6, const __u8 *addr)
+/* Mask of rules whose peer set holds addr: the longest prefix present that
+ * matches, probing the lengths longest first; no hit is /0's mask. */
+static __always_inline __u64 xdpg_members_v4(const __u8 *addr)
 {
+	struct xdpg_peer_v4_key k;
+	__u32 n = peer_v4_probe_count, a, i;
 	__u64 *members;
 
-	if (v6) {
-		struct xdpg_lpm_v6_key k = { .prefixlen = 128 };
+	__builtin_memcpy(&a, addr, 4);
+#pragma clang loop unroll(disable)
+	for (i = 0; i < XDPG_PEER_V4_LENGTHS && i < n; i++) {
+		__u32 masked = a & peer_v4_probes[i].mask;
 
-		__builtin_memcpy(k.addr, addr, 16);
-		members = bpf_map_lookup_elem(&peers_v6, &k);
-	} else {
-		struct xdpg_lpm_v4_key k = { .prefixlen = 32 };
-
-		__builtin_memcpy(k.addr, addr, 4);
+		k.prefixlen = peer_v4_probes[i].prefixlen;
+		__builtin_memcpy(k.addr, &masked, 4);
 		members = bpf_map_lookup_elem(&peers_v4, &k);
+		if (members)
+			return *members;
 	}
-	return members ? *members : 0;
+	return peer_v4_default;
+}
+
+static __always_inline __u64 xdpg_members_v6(const __u8 *addr)
+{
+	struct xdpg_peer_v6_key k;
+	__u32 n = peer_v6_probe_count, a[4], i, w;
+	__u64 *members;
+
+	__builtin_memcpy(a, addr, 16);
+#pragma clang loop unroll(disable)
+	for (i = 0; i < XDPG_PEER_V6_LENGTHS && i < n; i++) {
+		__u32 masked[4];
+
+		for (w = 0; w < 4; w++)
+			masked[w] = a[w] & peer_v6_probes[i].mask[w];
+		k.prefixlen = peer_v6_probes[i].prefixlen;
+		__builtin_memcpy(k.addr, masked, 16);
+		members = bpf_map_lookup_elem(&peers_v6, &k);
+		if (members)
+			return *members;
+	}
+	return peer_v6_default;
+}
+
+static __always_inline __u64 xdpg_members(int v6, const __u8 *addr)
+{
+	return v6 ? xdpg_members_v6(addr) : xdpg_members_v4(addr);
 }
 
 /* Section 5 rule choice, given the candidates and the peer's memberships. */

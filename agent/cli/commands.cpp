@@ -210,6 +210,8 @@ int run_check(int argc, char** argv) {
   const auto& pol = *loaded->policy;
   const auto& rules = loaded->rules;
   auto compiled = compile::compile(rules);
+  for (const auto& w : compile::peer_length_warnings(compiled))
+    fmt::print(stderr, "warning: {}\n", w);
 
   fmt::print("policy {}: {} rules in force\n\n", policy_label(pol, rules.profile), rules.rules.size());
   std::vector<std::vector<std::string>> table = {
@@ -250,8 +252,11 @@ int run_check(int argc, char** argv) {
              settings_text(policy::to_string(st.egress), st.tcp_established_timeout,
                            st.tcp_closing_timeout, st.udp_timeout, st.fragment_timeout),
              st.flow_table_size);
-  fmt::print("compiled: {} port-table slots, {} IPv4 and {} IPv6 prefixes\n",
-             compiled.port_entries.size(), compiled.peers_v4.size(), compiled.peers_v6.size());
+  fmt::print("compiled: {} port-table slots, {} IPv4 and {} IPv6 prefixes "
+             "({} and {} prefix lengths probed)\n",
+             compiled.port_entries.size(), compiled.peers_v4.entries.size(),
+             compiled.peers_v6.entries.size(), compiled.peers_v4.lengths.size(),
+             compiled.peers_v6.lengths.size());
   return kExitOk;
 }
 

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <map>
 #include <stdexcept>
 
 namespace xdpguard::compile {
@@ -87,15 +86,56 @@ bool covers(const Prefix& outer, const Prefix& inner) {
   return (outer.address[full] & mask) == (inner.address[full] & mask);
 }
 
+void clear_host_bits(std::array<uint8_t, 16>& address, unsigned length) {
+  for (unsigned i = 0; i < address.size(); ++i) {
+    unsigned kept = length > 8 * i ? length - 8 * i : 0;  // bits of byte i in the prefix
+    if (kept < 8) address[i] &= static_cast<uint8_t>(0xFF00 >> kept);
+  }
+}
+
+// Host bits cleared: the datapath looks up the address masked to the length.
+Prefix network(const policy::Cidr& cidr) {
+  Prefix p{cidr.address, cidr.prefix_length};
+  clear_host_bits(p.address, p.length);
+  return p;
+}
+
+std::array<uint8_t, 16> netmask(unsigned length) {
+  std::array<uint8_t, 16> mask;
+  mask.fill(0xFF);
+  clear_host_bits(mask, length);
+  return mask;
+}
+
 std::vector<std::pair<Prefix, uint64_t>> folded_prefixes(const policy::RuleSet& rules, int family) {
-  std::map<Prefix, uint64_t> merged;
+  // Many rules share a set: each set's prefixes are read once, with the
+  // mask of all its rules.
+  std::vector<std::pair<const policy::PeerSet*, uint64_t>> sets;
   for (size_t i = 0; i < rules.rules.size(); ++i) {
     const policy::PeerSet* set = rules.rules[i].peers;
     if (!set) continue;
-    for (const auto& cidr : set->cidrs)
-      if (cidr.family == family) merged[Prefix{cidr.address, cidr.prefix_length}] |= 1ULL << i;
+    auto it = std::find_if(sets.begin(), sets.end(), [&](const auto& s) { return s.first == set; });
+    if (it == sets.end()) it = sets.insert(sets.end(), {set, 0});
+    it->second |= 1ULL << i;
   }
-  std::vector<std::pair<Prefix, uint64_t>> out(merged.begin(), merged.end());
+  std::vector<std::pair<Prefix, uint64_t>> all;
+  size_t total = 0;
+  for (const auto& entry : sets) total += entry.first->cidrs.size();
+  all.reserve(total);
+  for (const auto& [set, mask] : sets)
+    for (const auto& cidr : set->cidrs)
+      if (cidr.family == family) all.push_back({network(cidr), mask});
+  std::sort(all.begin(), all.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+
+  std::vector<std::pair<Prefix, uint64_t>> out;
+  out.reserve(all.size());
+  for (const auto& entry : all) {
+    if (!out.empty() && out.back().first == entry.first)
+      out.back().second |= entry.second;
+    else
+      out.push_back(entry);
+  }
   std::vector<size_t> ancestors;
   for (size_t k = 0; k < out.size(); ++k) {
     while (!ancestors.empty() && !covers(out[ancestors.back()].first, out[k].first))
@@ -106,7 +146,68 @@ std::vector<std::pair<Prefix, uint64_t>> folded_prefixes(const policy::RuleSet& 
   return out;
 }
 
+template <typename Key>
+PeerTable<Key> family_table(const policy::RuleSet& rules, int family) {
+  std::vector<std::pair<Key, uint64_t>> folded;
+  for (const auto& [prefix, mask] : folded_prefixes(rules, family)) {
+    Key key{};
+    key.prefixlen = prefix.length;
+    std::memcpy(key.addr, prefix.address.data(), sizeof key.addr);
+    folded.emplace_back(key, mask);
+  }
+  return peer_table(std::move(folded));
+}
+
 }  // namespace
+
+template <typename Key>
+PeerTable<Key> peer_table(std::vector<std::pair<Key, uint64_t>> folded) {
+  PeerTable<Key> t;
+  auto is_default = [](const auto& entry) { return entry.first.prefixlen == 0; };
+  auto zero = std::find_if(folded.begin(), folded.end(), is_default);
+  if (zero != folded.end()) {
+    t.default_mask = zero->second;
+    folded.erase(zero);
+  }
+  std::array<bool, 129> present{};
+  for (const auto& entry : folded) present.at(entry.first.prefixlen) = true;
+  for (size_t len = present.size() - 1; len > 0; --len)
+    if (present[len]) t.lengths.push_back(static_cast<uint8_t>(len));
+  t.entries = std::move(folded);
+  return t;
+}
+template PeerTableV4 peer_table(std::vector<std::pair<xdpg_peer_v4_key, uint64_t>>);
+template PeerTableV6 peer_table(std::vector<std::pair<xdpg_peer_v6_key, uint64_t>>);
+
+xdpg_peer_v4_probe peer_probe_v4(uint8_t length) {
+  xdpg_peer_v4_probe probe{};
+  probe.prefixlen = length;
+  std::memcpy(&probe.mask, netmask(length).data(), sizeof probe.mask);
+  return probe;
+}
+
+xdpg_peer_v6_probe peer_probe_v6(uint8_t length) {
+  xdpg_peer_v6_probe probe{};
+  probe.prefixlen = length;
+  std::memcpy(probe.mask, netmask(length).data(), sizeof probe.mask);
+  return probe;
+}
+
+std::vector<std::string> peer_length_warnings(const CompiledPolicy& compiled) {
+  std::vector<std::string> out;
+  auto check = [&](const char* family, const std::vector<uint8_t>& lengths) {
+    if (lengths.size() <= kManyPrefixLengths) return;
+    std::string list;
+    for (uint8_t len : lengths) list += (list.empty() ? "/" : " /") + std::to_string(len);
+    out.push_back(std::string("peer sets use ") + std::to_string(lengths.size()) + " distinct " +
+                  family + " prefix lengths (" + list + "): the datapath tries them longest "
+                  "first, one hash lookup each, on every packet until one matches; fewer "
+                  "lengths are faster (docs/policy-format.md, peer sets)");
+  };
+  check("IPv4", compiled.peers_v4.lengths);
+  check("IPv6", compiled.peers_v6.lengths);
+  return out;
+}
 
 std::vector<uint8_t> icmp_out_types(int family, uint8_t type) {
   if (family == 4) {
@@ -136,18 +237,8 @@ CompiledPolicy compile(const policy::RuleSet& rules) {
   for (uint32_t idx = 0; idx < slots.size(); ++idx)
     if (slots[idx]) out.port_entries.emplace_back(idx, slots[idx]);
 
-  for (const auto& [prefix, mask] : folded_prefixes(rules, 4)) {
-    xdpg_lpm_v4_key key{};
-    key.prefixlen = prefix.length;
-    std::memcpy(key.addr, prefix.address.data(), sizeof key.addr);
-    out.peers_v4.emplace_back(key, mask);
-  }
-  for (const auto& [prefix, mask] : folded_prefixes(rules, 6)) {
-    xdpg_lpm_v6_key key{};
-    key.prefixlen = prefix.length;
-    std::memcpy(key.addr, prefix.address.data(), sizeof key.addr);
-    out.peers_v6.emplace_back(key, mask);
-  }
+  out.peers_v4 = family_table<xdpg_peer_v4_key>(rules, 4);
+  out.peers_v6 = family_table<xdpg_peer_v6_key>(rules, 6);
 
   out.rule_flags = rule_flag_masks(rules);
 

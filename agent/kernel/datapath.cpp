@@ -39,17 +39,27 @@ bpf_map* skeleton_map(const gen::xdpguard* skel, MapId id) {
   return nullptr;
 }
 
-// Grow an LPM map to hold `needed` prefixes; never shrink below the object's size.
-Status fit_max_entries(bpf_map* map, size_t needed) {
-  if (needed <= bpf_map__max_entries(map)) return {};
-  if (int err = bpf_map__set_max_entries(map, static_cast<uint32_t>(needed)); err)
-    return errno_error(err, std::string("cannot resize map ") + bpf_map__name(map));
+// `count` entries in one BPF_MAP_UPDATE_BATCH where the kernel supports it
+// for this map type (arrays and hashes since 5.6), else one update each.
+template <typename Key, typename Value>
+Status write_entries(int fd, const Key* keys, const Value* values, size_t count,
+                     const char* name) {
+  if (count == 0) return {};
+  uint32_t n = static_cast<uint32_t>(count);
+  bpf_map_batch_opts opts{};
+  opts.sz = sizeof(opts);
+  int err = bpf_map_update_batch(fd, keys, values, &n, &opts);
+  if (err == 0) return {};
+  spdlog::debug("{} batch update failed ({}), writing entries one by one", name,
+                std::strerror(-err));
+  for (size_t i = 0; i < count; ++i)
+    if (int e = bpf_map_update_elem(fd, &keys[i], &values[i], BPF_ANY); e)
+      return errno_error(e, std::string("cannot write ") + name + " entry " + std::to_string(i));
   return {};
 }
 
 Status fill_port_table(int fd, const compile::CompiledPolicy& policy) {
   const auto& entries = policy.port_entries;
-  if (entries.empty()) return {};
   std::vector<uint32_t> keys;
   std::vector<uint64_t> values;
   keys.reserve(entries.size());
@@ -60,27 +70,37 @@ Status fill_port_table(int fd, const compile::CompiledPolicy& policy) {
     keys.push_back(k);
     values.push_back(v);
   }
-  // The array starts zeroed: only the nonzero slots are written, in one batch
-  // where the kernel supports it.
-  uint32_t count = static_cast<uint32_t>(keys.size());
-  bpf_map_batch_opts opts{};
-  opts.sz = sizeof(opts);
-  int err = bpf_map_update_batch(fd, keys.data(), values.data(), &count, &opts);
-  if (err == 0) return {};
-  spdlog::debug("port_table batch update failed ({}), writing entries one by one",
-                std::strerror(-err));
-  for (size_t i = 0; i < keys.size(); ++i)
-    if (int e = bpf_map_update_elem(fd, &keys[i], &values[i], BPF_ANY); e)
-      return errno_error(e, "cannot write port_table[" + std::to_string(keys[i]) + "]");
-  return {};
+  // The array starts zeroed: only the nonzero slots are written.
+  return write_entries(fd, keys.data(), values.data(), keys.size(), "port_table");
 }
 
 template <typename Key>
-Status fill_lpm(int fd, const std::vector<std::pair<Key, uint64_t>>& entries, const char* name) {
-  for (const auto& [key, mask] : entries)
-    if (int err = bpf_map_update_elem(fd, &key, &mask, BPF_ANY); err)
-      return errno_error(err, std::string("cannot write ") + name + " prefix /" +
-                                  std::to_string(key.prefixlen));
+Status fill_peers(int fd, const compile::PeerTable<Key>& table, const char* name) {
+  std::vector<Key> keys;
+  std::vector<uint64_t> values;
+  keys.reserve(table.entries.size());
+  values.reserve(table.entries.size());
+  for (const auto& [key, mask] : table.entries) {
+    keys.push_back(key);
+    values.push_back(mask);
+  }
+  return write_entries(fd, keys.data(), values.data(), keys.size(), name);
+}
+
+// Peer hashes are preallocated: exactly one slot per prefix (a map needs
+// at least one). The probes and /0's mask go to rodata.
+template <typename Table, typename Probe, size_t N>
+Status configure_peers(bpf_map* map, const Table& table, __u32& probe_count,
+                       Probe (&probes)[N], __u64& default_mask,
+                       Probe (*probe_for)(uint8_t)) {
+  if (table.lengths.size() > N)
+    return plain_error(std::string(bpf_map__name(map)) + ": more prefix lengths than exist");
+  size_t slots = std::max<size_t>(table.entries.size(), 1);
+  if (int err = bpf_map__set_max_entries(map, static_cast<uint32_t>(slots)); err)
+    return errno_error(err, std::string("cannot resize map ") + bpf_map__name(map));
+  probe_count = static_cast<uint32_t>(table.lengths.size());
+  for (size_t i = 0; i < table.lengths.size(); ++i) probes[i] = probe_for(table.lengths[i]);
+  default_mask = table.default_mask;
   return {};
 }
 
@@ -193,9 +213,16 @@ Result<Datapath> Datapath::load(const compile::CompiledPolicy& policy,
   for (uint32_t i = 0; i < XDPG_MAX_RULES; ++i) skel->rodata->rule_slot[i] = (*slots)[i];
   if (int err = bpf_map__set_max_entries(skel->maps.flows, options.flow_table_size); err)
     return errno_error(err, "cannot size the flow table");
-  if (auto st = fit_max_entries(skel->maps.peers_v4, policy.peers_v4.size()); !st)
+  auto* rodata = skel->rodata;
+  if (auto st = configure_peers(skel->maps.peers_v4, policy.peers_v4, rodata->peer_v4_probe_count,
+                                rodata->peer_v4_probes, rodata->peer_v4_default,
+                                compile::peer_probe_v4);
+      !st)
     return st.error();
-  if (auto st = fit_max_entries(skel->maps.peers_v6, policy.peers_v6.size()); !st)
+  if (auto st = configure_peers(skel->maps.peers_v6, policy.peers_v6, rodata->peer_v6_probe_count,
+                                rodata->peer_v6_probes, rodata->peer_v6_default,
+                                compile::peer_probe_v6);
+      !st)
     return st.error();
   // After sizing: reuse_fd takes the shape (max_entries included) of the
   // existing map.
@@ -207,16 +234,16 @@ Result<Datapath> Datapath::load(const compile::CompiledPolicy& policy,
   if (int err = gen::xdpguard__load(skel.get()); err)
     return errno_error(err, "the kernel refused the xdpguard object: a map could not be "
                             "created (flow table " + std::to_string(options.flow_table_size) +
-                            " entries, " + std::to_string(policy.peers_v4.size() +
-                                                          policy.peers_v6.size()) +
+                            " entries, " + std::to_string(policy.peers_v4.entries.size() +
+                                                          policy.peers_v6.entries.size()) +
                             " peer prefixes) or the verifier rejected a program; libbpf's "
                             "message above says which (-v for details)");
 
   Datapath dp(std::move(skel));
   if (auto st = fill_port_table(dp.map_fd(MapId::PortTable), policy); !st) return st.error();
-  if (auto st = fill_lpm(dp.map_fd(MapId::PeersV4), policy.peers_v4, "peers_v4"); !st)
+  if (auto st = fill_peers(dp.map_fd(MapId::PeersV4), policy.peers_v4, "peers_v4"); !st)
     return st.error();
-  if (auto st = fill_lpm(dp.map_fd(MapId::PeersV6), policy.peers_v6, "peers_v6"); !st)
+  if (auto st = fill_peers(dp.map_fd(MapId::PeersV6), policy.peers_v6, "peers_v6"); !st)
     return st.error();
   for (uint32_t i = 0; i < policy.rule_meta.size(); ++i) {
     uint32_t slot = (*slots)[i];
@@ -244,9 +271,11 @@ Result<Datapath> Datapath::load(const compile::CompiledPolicy& policy,
   uint32_t zero = 0;
   if (int err = bpf_map_update_elem(dp.map_fd(MapId::Info), &zero, &info, BPF_ANY); err)
     return errno_error(err, "cannot write info");
-  spdlog::debug("datapath loaded: {} rules, {} port slots, {} IPv4 and {} IPv6 prefixes",
-                info.rule_count, policy.port_entries.size(), policy.peers_v4.size(),
-                policy.peers_v6.size());
+  spdlog::debug("datapath loaded: {} rules, {} port slots, {} IPv4 and {} IPv6 prefixes "
+                "({} and {} prefix lengths probed)",
+                info.rule_count, policy.port_entries.size(), policy.peers_v4.entries.size(),
+                policy.peers_v6.entries.size(), policy.peers_v4.lengths.size(),
+                policy.peers_v6.lengths.size());
   return dp;
 }
 

@@ -4,10 +4,10 @@
 
 #include "xdpguard/maps.h"
 
-static_assert(sizeof(xdpg_lpm_v4_key) == 8);
-static_assert(sizeof(xdpg_lpm_v6_key) == 20);
-static_assert(offsetof(xdpg_lpm_v4_key, addr) == 4 && offsetof(xdpg_lpm_v6_key, addr) == 4,
-              "LPM keys need prefixlen first");
+static_assert(sizeof(xdpg_peer_v4_key) == 8 && offsetof(xdpg_peer_v4_key, addr) == 4);
+static_assert(sizeof(xdpg_peer_v6_key) == 20 && offsetof(xdpg_peer_v6_key, addr) == 4);
+static_assert(sizeof(xdpg_peer_v4_probe) == 8 && offsetof(xdpg_peer_v4_probe, mask) == 4);
+static_assert(sizeof(xdpg_peer_v6_probe) == 20 && offsetof(xdpg_peer_v6_probe, mask) == 4);
 static_assert(sizeof(xdpg_rule_counters) == 32);
 static_assert(sizeof(xdpg_reason_counters) == 16);
 static_assert(sizeof(xdpg_frag_key) == 40);

@@ -21,7 +21,7 @@ Status probe_bpf_features() {
   };
   const std::pair<int, const char*> checks[] = {
       {libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_XDP, nullptr), "XDP programs"},
-      {libbpf_probe_bpf_map_type(BPF_MAP_TYPE_LPM_TRIE, nullptr), "LPM_TRIE maps"},
+      {libbpf_probe_bpf_map_type(BPF_MAP_TYPE_HASH, nullptr), "HASH maps"},
       {libbpf_probe_bpf_map_type(BPF_MAP_TYPE_LRU_HASH, nullptr), "LRU_HASH maps"},
       {libbpf_probe_bpf_map_type(BPF_MAP_TYPE_PERCPU_ARRAY, nullptr), "PERCPU_ARRAY maps"},
   };

@@ -11,7 +11,7 @@ namespace xdpguard::kernel {
 // The oldest kernel the datapath is written for (no newer BPF features used).
 inline constexpr const char* kMinimumKernel = "Linux 5.14";
 
-// XDP programs and the LPM_TRIE, LRU_HASH and PERCPU_ARRAY map types.
+// XDP programs and the HASH, LRU_HASH and PERCPU_ARRAY map types.
 Status probe_bpf_features();
 
 // `path` (or its closest existing parent, since the pin root may not exist

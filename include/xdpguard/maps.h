@@ -8,6 +8,7 @@
  * How a packet is decided (docs/datapath.md has the full procedure):
  *   candidates = port_table[LOCAL kind][dst port] | port_table[REMOTE kind][src port]
  *   members    = peers_v4/peers_v6 longest-prefix match on the source address
+ *                (one hash probe per distinct prefix length, longest first)
  *   rule       = lowest set bit of (candidates & members)   -> pass, count on rule
  *   otherwise  = lowest set bit of candidates               -> drop PEER_NOT_IN_SET
  *   no candidates                                            -> drop NO_RULE
@@ -28,7 +29,7 @@
 
 /* Bumped whenever a map below changes shape; pinned maps carry it in
  * xdpg_info so an agent never mixes generations. */
-#define XDPG_LAYOUT_VERSION 5
+#define XDPG_LAYOUT_VERSION 6
 
 /* A rule is one bit of a __u64 mask. */
 #define XDPG_MAX_RULES 64
@@ -80,19 +81,38 @@ enum xdpg_egress_mode {
 	XDPG_EGRESS_ENFORCE = 2, /* egress drops what no rule allows */
 };
 
-/* LPM trie keys: prefixlen first, as the kernel requires. */
-struct xdpg_lpm_v4_key {
+/* Peer sets (docs/datapath.md 5.4). peers_v4 / peers_v6: HASH maps keyed by
+ * a prefix length and the address masked to it; the value is the __u64 mask
+ * of the rules whose peer set contains that prefix, with the masks of every
+ * covering (shorter) prefix folded in, so the longest prefix that matches
+ * carries every set the address is in. The datapath probes the lengths
+ * present, longest first (rodata peer_v4_probes / peer_v6_probes); the first
+ * hit is the answer. /0 is no entry: its mask is rodata peer_v4_default /
+ * peer_v6_default, the answer when no probe hits. The cost is at most one
+ * hash lookup per distinct prefix length, whatever the number of prefixes. */
+struct xdpg_peer_v4_key {
 	__u32 prefixlen;
-	__u8 addr[4]; /* network order */
+	__u8 addr[4]; /* network order, bits past prefixlen zero */
 };
 
-struct xdpg_lpm_v6_key {
+struct xdpg_peer_v6_key {
 	__u32 prefixlen;
-	__u8 addr[16]; /* network order */
+	__u8 addr[16]; /* network order, bits past prefixlen zero */
 };
-/* LPM value: __u64 mask of rules whose peer set contains the prefix. The
- * compiler folds the masks of covering (shorter) prefixes into every longer
- * one, so the single longest match carries every set the address is in. */
+/* Rodata probes, one per prefix length present: the datapath builds the key
+ * { prefixlen, addr & mask }. mask is the netmask in network order, read as
+ * a word of the address. */
+#define XDPG_PEER_V4_LENGTHS 32  /* /1 to /32 */
+#define XDPG_PEER_V6_LENGTHS 128 /* /1 to /128 */
+struct xdpg_peer_v4_probe {
+	__u32 prefixlen;
+	__u32 mask;
+};
+
+struct xdpg_peer_v6_probe {
+	__u32 prefixlen;
+	__u32 mask[4];
+};
 
 /* rule_counters: PERCPU_ARRAY[XDPG_MAX_RULES], indexed by slot (xdpg_info.rule_slot). */
 struct xdpg_rule_counters {

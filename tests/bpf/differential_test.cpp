@@ -9,7 +9,9 @@
 // - after every batch, each rule's pass/drop packet and byte counters and each
 //   drop reason's counters equal the sums of the reference's decisions;
 // - this holds for the default policy as shipped (open sets), with its peer
-//   sets narrowed to random prefixes, and for the secured-only profile, with
+//   sets narrowed to random prefixes, with them made of prefixes of many
+//   distinct, nested lengths (sources drawn often from both ends of each
+//   prefix and just past them), and for the secured-only profile, with
 //   egress off (replies from remote ports admitted statelessly);
 // - with egress enforced and no flow ever opened (the egress program is not
 //   run), every packet that egress-off would pass through a remote port is
@@ -78,7 +80,10 @@ Vocabulary vocabulary(const policy::RuleSet& rules) {
 
 class PacketGenerator {
  public:
-  PacketGenerator(uint64_t seed, Vocabulary vocab) : rng_(seed), vocab_(std::move(vocab)) {}
+  // `edges`: addresses of each family the sources are drawn from a third of
+  // the time (none: never).
+  PacketGenerator(uint64_t seed, Vocabulary vocab, testing::FamilyAddrs edges = {})
+      : rng_(seed), vocab_(std::move(vocab)), edges_(std::move(edges)) {}
 
   void next(std::vector<uint8_t>& frame) {
     PacketSpec s = spec();
@@ -119,6 +124,8 @@ class PacketGenerator {
     // (seen: a non-first fragment dropped as orphan that the model passed).
     s.src = fragment ? fragment_source(s.family) : chance(90) ? universe_address(rng_, s.family)
                                                               : random_address(s.family);
+    if (const auto& edges = edges_[s.family == 6]; !fragment && !edges.empty() && chance(33))
+      s.src = pick(edges);
     s.dst = testing::host_address(s.family);
 
     unsigned r = rng_() % 100;
@@ -190,6 +197,7 @@ class PacketGenerator {
 
   std::mt19937_64 rng_;
   Vocabulary vocab_;
+  testing::FamilyAddrs edges_;
 };
 
 void expect_counters_equal(const kernel::Datapath& dp, const ExpectedCounters& want,
@@ -202,14 +210,16 @@ void expect_counters_equal(const kernel::Datapath& dp, const ExpectedCounters& w
                                  "after " + std::to_string(after));
 }
 
+enum class Sets { Open, Narrowed, Nested };
+
 struct Scenario {
   const char* name;
   const char* profile;
-  bool narrow_sets;
+  Sets sets;
   uint64_t seed;
   uint8_t egress_mode = XDPG_EGRESS_OFF;
 };
-constexpr size_t kScenarios = 4;
+constexpr size_t kScenarios = 5;
 
 class Differential : public ::testing::TestWithParam<Scenario> {};
 
@@ -220,7 +230,9 @@ TEST_P(Differential, XdpAgreesWithReferenceOnEveryPacket) {
   policy::Policy pol = std::move(*parsed.policy);
 
   std::mt19937_64 rng(sc.seed);
-  if (sc.narrow_sets) testing::narrow_peer_sets(pol, rng);
+  testing::FamilyAddrs edges;
+  if (sc.sets == Sets::Narrowed) testing::narrow_peer_sets(pol, rng);
+  if (sc.sets == Sets::Nested) edges = testing::nest_peer_sets(pol, rng);
 
   auto selected = policy::select_rules(pol, sc.profile);
   ASSERT_TRUE(std::holds_alternative<policy::RuleSet>(selected));
@@ -229,7 +241,13 @@ TEST_P(Differential, XdpAgreesWithReferenceOnEveryPacket) {
   kernel::DatapathOptions options;
   options.frag_timeout_ns = ~0ULL;  // the reference's clock stands still
   options.egress_mode = sc.egress_mode;
-  auto dp = kernel::Datapath::load(compile::compile(rules), options);
+  const compile::CompiledPolicy compiled = compile::compile(rules);
+  if (sc.sets == Sets::Nested) {  // the shape this scenario exists for
+    EXPECT_GE(compiled.peers_v4.lengths.size(), 6u);
+    EXPECT_GE(compiled.peers_v6.lengths.size(), 4u);
+    EXPECT_NE(compiled.peers_v4.default_mask, 0u);
+  }
+  auto dp = kernel::Datapath::load(compiled, options);
   ASSERT_TRUE(dp.ok()) << dp.error().message;
 
   classify::ReferenceOptions ref_options;
@@ -240,7 +258,7 @@ TEST_P(Differential, XdpAgreesWithReferenceOnEveryPacket) {
   ref_options.egress_mode = XDPG_EGRESS_OFF;
   classify::ReferenceClassifier stateless(rules, ref_options);
   const bool tracking = sc.egress_mode != XDPG_EGRESS_OFF;
-  PacketGenerator gen(sc.seed, vocabulary(rules));
+  PacketGenerator gen(sc.seed, vocabulary(rules), edges);
   ExpectedCounters expected;
   std::vector<uint8_t> frame;
   size_t passes = 0;
@@ -273,7 +291,7 @@ TEST_P(Differential, XdpAgreesWithReferenceOnEveryPacket) {
   // The generator must actually reach every outcome, or agreement proves little.
   EXPECT_GT(passes, n / 50);
   for (size_t r = 1; r < XDPG_DROP_REASON_COUNT; ++r) {
-    if (!sc.narrow_sets && r == XDPG_DROP_PEER_NOT_IN_SET) continue;  // open sets hold everyone
+    if (sc.sets == Sets::Open && r == XDPG_DROP_PEER_NOT_IN_SET) continue;  // open sets hold everyone
     if (r == XDPG_DROP_RECEIVE_ONLY) continue;  // egress only
     if (r == XDPG_DROP_NO_FLOW && !tracking) continue;
     EXPECT_GT(drops[r], 0u) << drop_reason_name(static_cast<DropReason>(r));
@@ -289,10 +307,11 @@ TEST_P(Differential, XdpAgreesWithReferenceOnEveryPacket) {
 
 INSTANTIATE_TEST_SUITE_P(
     DefaultPolicy, Differential,
-    ::testing::Values(Scenario{"open_sets", "", false, 1},
-                      Scenario{"narrowed_sets", "", true, 2},
-                      Scenario{"secured_only_narrowed", "secured-only", true, 3},
-                      Scenario{"enforce_without_flows", "", true, 4, XDPG_EGRESS_ENFORCE}),
+    ::testing::Values(Scenario{"open_sets", "", Sets::Open, 1},
+                      Scenario{"narrowed_sets", "", Sets::Narrowed, 2},
+                      Scenario{"secured_only_narrowed", "secured-only", Sets::Narrowed, 3},
+                      Scenario{"enforce_without_flows", "", Sets::Narrowed, 4, XDPG_EGRESS_ENFORCE},
+                      Scenario{"nested_lengths", "", Sets::Nested, 5}),
     [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

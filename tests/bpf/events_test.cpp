@@ -39,8 +39,8 @@ using kernel::MapId;
 constexpr uint64_t kRuleHttps = 1ULL << 0;  // tcp/443 from 10.0.0.0/8
 constexpr uint64_t kRuleDns = 1ULL << 1;    // udp/53 from anywhere
 
-xdpg_lpm_v4_key v4_key(const char* addr, uint32_t prefix) {
-  xdpg_lpm_v4_key k{};
+xdpg_peer_v4_key v4_key(const char* addr, uint32_t prefix) {
+  xdpg_peer_v4_key k{};
   k.prefixlen = prefix;
   inet_pton(AF_INET, addr, k.addr);
   return k;
@@ -56,7 +56,8 @@ compile::CompiledPolicy policy() {
   compile::CompiledPolicy p;
   p.port_entries = {{compile::port_table_index(XDPG_KIND_UDP_LOCAL, 53), kRuleDns},
                     {compile::port_table_index(XDPG_KIND_TCP_LOCAL, 443), kRuleHttps}};
-  p.peers_v4 = {{v4_key("0.0.0.0", 0), kRuleDns}, {v4_key("10.0.0.0", 8), kRuleHttps | kRuleDns}};
+  p.peers_v4 = compile::peer_table<xdpg_peer_v4_key>(
+      {{v4_key("0.0.0.0", 0), kRuleDns}, {v4_key("10.0.0.0", 8), kRuleHttps | kRuleDns}});
   p.rule_meta = {meta("https-in"), meta("dns-in")};
   p.rule_flags[XDPG_RULE_REMOTE_INIT] = kRuleHttps | kRuleDns;
   p.info.rule_count = 2;

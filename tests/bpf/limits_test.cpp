@@ -3,9 +3,12 @@
 // Expected behaviour:
 // - a policy with more rules than the datapath holds (64) is refused with an
 //   error naming both numbers, by select_rules and again by Datapath::load;
-// - a peer set of 300,000 addresses loads whole: the loader sizes the LPM
-//   trie to the compiled prefixes (no truncation, no partial load), every
+// - a peer set of 300,000 addresses loads whole: the loader sizes the peer
+//   hash to the compiled prefixes (no truncation, no partial load), every
 //   prefix is in the map and both ends of the set are admitted;
+// - a peer set with a prefix of every length, /1 to /32 and /1 to /128 (the
+//   most probes the datapath can need), loads: the verifier accepts the
+//   longest probe loops; sources at the ends of the set are decided by it;
 // - a flow table the kernel cannot create fails the load with an error that
 //   names the flow table, and nothing stays loaded;
 // - pins from another generation are refused by stats and flows with a
@@ -20,6 +23,7 @@
 #include <linux/bpf.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -102,7 +106,7 @@ TEST(Limits, AHugePeerSetLoadsWhole) {
 
   const auto start = std::chrono::steady_clock::now();
   auto compiled = compile::compile(std::get<policy::RuleSet>(selected));
-  ASSERT_EQ(compiled.peers_v4.size(), kAddresses);
+  ASSERT_EQ(compiled.peers_v4.entries.size(), kAddresses);
   auto dp = kernel::Datapath::load(compiled);
   ASSERT_TRUE(dp.ok()) << dp.error().message;
   const double seconds =
@@ -114,7 +118,7 @@ TEST(Limits, AHugePeerSetLoadsWhole) {
   ASSERT_EQ(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
   EXPECT_GE(info.max_entries, kAddresses);
   size_t entries = 0;
-  xdpg_lpm_v4_key key{}, next{};
+  xdpg_peer_v4_key key{}, next{};
   for (const void* prev = nullptr; bpf_map_get_next_key(fd, prev, &next) == 0; prev = &key) {
     key = next;
     ++entries;
@@ -131,8 +135,66 @@ TEST(Limits, AHugePeerSetLoadsWhole) {
   EXPECT_EQ(probe("10.9.39.190"), XDP_PASS);   // last: 10.0.0.0 + 2 * 299,999
   EXPECT_EQ(probe("10.0.0.1"), XDP_DROP);      // between two members
   EXPECT_EQ(probe("10.9.39.192"), XDP_DROP);   // past the end
-  std::printf("[ limits ] %u prefixes compiled and loaded in %.2f s, LPM max_entries %u\n",
+  std::printf("[ limits ] %u prefixes compiled and loaded in %.2f s, peers_v4 max_entries %u\n",
               kAddresses, seconds, info.max_entries);
+}
+
+TEST(Limits, APeerSetOfEveryPrefixLengthLoads) {
+  policy::Policy pol;
+  pol.name = "lengths";
+  policy::PeerSet set;
+  set.name = "chain";
+  for (int family : {4, 6}) {
+    policy::Cidr host;  // 10.1.2.3, 2001:db8::1: every length of it
+    host.family = family;
+    host.address = family == 4 ? std::array<uint8_t, 16>{10, 1, 2, 3}
+                               : std::array<uint8_t, 16>{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0,
+                                                         0, 0, 0, 0, 0, 0, 0, 1};
+    for (int len = 1; len <= (family == 4 ? 32 : 128); ++len) {
+      policy::Cidr c = host;
+      c.prefix_length = static_cast<uint8_t>(len);
+      for (int bit = len; bit < 128; ++bit)
+        c.address[bit / 8] &= static_cast<uint8_t>(~(0x80 >> (bit % 8)));
+      set.cidrs.push_back(c);
+    }
+  }
+  pol.peer_sets.push_back(set);
+  policy::Rule rule;
+  rule.id = "https";
+  rule.protocol = policy::Protocol::Tcp;
+  rule.local_ports = {{443, 443}};
+  rule.peers = "chain";
+  pol.rules.push_back(rule);
+  auto selected = policy::select_rules(pol, "");
+  ASSERT_TRUE(std::holds_alternative<policy::RuleSet>(selected));
+  auto compiled = compile::compile(std::get<policy::RuleSet>(selected));
+  ASSERT_EQ(compiled.peers_v4.lengths.size(), 32u);
+  ASSERT_EQ(compiled.peers_v6.lengths.size(), 128u);
+
+  const auto start = std::chrono::steady_clock::now();
+  auto dp = kernel::Datapath::load(compiled);
+  ASSERT_TRUE(dp.ok()) << dp.error().message;
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  ASSERT_EQ(bpf_obj_get_info_by_fd(dp->prog_fd(), &info, &len), 0);
+
+  auto probe = [&](const std::string& src) {
+    const char* dst = src[0] == '[' ? "[2001:db8:ffff::1]" : "192.0.2.1";
+    auto spec = classify::parse_packet_spec("tcp " + src + ":5000 -> " + dst + ":443");
+    auto r = dp->test_run(classify::build_frame(std::get<classify::PacketSpec>(spec)));
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? *r : -1;
+  };
+  EXPECT_EQ(probe("10.1.2.3"), XDP_PASS);         // the /32
+  EXPECT_EQ(probe("127.255.255.255"), XDP_PASS);  // only the /1
+  EXPECT_EQ(probe("128.0.0.0"), XDP_DROP);        // outside the /1
+  EXPECT_EQ(probe("[2001:db8::1]"), XDP_PASS);
+  EXPECT_EQ(probe("[7fff::1]"), XDP_PASS);
+  EXPECT_EQ(probe("[8000::1]"), XDP_DROP);
+  std::printf("[ limits ] 32 + 128 prefix lengths loaded in %.2f s, %u instructions verified\n",
+              seconds, info.verified_insns);
 }
 
 TEST(Limits, AFlowTableTheKernelCannotCreateFailsTheLoad) {

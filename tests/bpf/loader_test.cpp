@@ -3,7 +3,7 @@
 // network namespace this test creates. Runs as root; nothing here skips.
 //
 // Expected behaviour:
-// - every map holds exactly what the compiled policy says (port slots, LPM
+// - every map holds exactly what the compiled policy says (port slots, peer
 //   masks with covering prefixes folded in, rule_meta, info with the layout);
 // - a frame that hits a rule passes and counts on it; a frame whose port is
 //   covered but whose source is outside the peer set drops and counts both on
@@ -61,8 +61,8 @@ namespace fs = std::filesystem;
 constexpr uint64_t kRule0 = 1ULL << 0;  // tcp/443 from 10.0.0.0/8
 constexpr uint64_t kRule1 = 1ULL << 1;  // udp/53 from anywhere
 
-xdpg_lpm_v4_key v4_key(const char* addr, uint32_t prefix) {
-  xdpg_lpm_v4_key k{};
+xdpg_peer_v4_key v4_key(const char* addr, uint32_t prefix) {
+  xdpg_peer_v4_key k{};
   k.prefixlen = prefix;
   inet_pton(AF_INET, addr, k.addr);
   return k;
@@ -79,7 +79,8 @@ compile::CompiledPolicy small_policy() {
   compile::CompiledPolicy p;
   p.port_entries = {{compile::port_table_index(XDPG_KIND_UDP_LOCAL, 53), kRule1},
                     {compile::port_table_index(XDPG_KIND_TCP_LOCAL, 443), kRule0}};
-  p.peers_v4 = {{v4_key("0.0.0.0", 0), kRule1}, {v4_key("10.0.0.0", 8), kRule0 | kRule1}};
+  p.peers_v4 = compile::peer_table<xdpg_peer_v4_key>(
+      {{v4_key("0.0.0.0", 0), kRule1}, {v4_key("10.0.0.0", 8), kRule0 | kRule1}});
   p.rule_meta = {meta("https-in", "Clients | TCP | 443"), meta("dns-in", "Resolvers | UDP | 53")};
   p.info.rule_count = 2;
   std::strncpy(p.info.policy_name, "loader-test", sizeof(p.info.policy_name) - 1);
@@ -105,8 +106,8 @@ compile::CompiledPolicy flow_policy() {
                     {compile::port_table_index(XDPG_KIND_UDP_REMOTE, 123), kRuleNtp},
                     {compile::port_table_index(XDPG_KIND_TCP_LOCAL, 443), kRule0},
                     {compile::port_table_index(XDPG_KIND_ETHERTYPE, 0x0806), kRuleArp}};
-  p.peers_v4 = {{v4_key("0.0.0.0", 0), kRule1},
-                {v4_key("10.0.0.0", 8), kRule0 | kRule1 | kRuleNtp}};
+  p.peers_v4 = compile::peer_table<xdpg_peer_v4_key>(
+      {{v4_key("0.0.0.0", 0), kRule1}, {v4_key("10.0.0.0", 8), kRule0 | kRule1 | kRuleNtp}});
   p.rule_flags[XDPG_RULE_LOCAL_INIT] = kRuleNtp;
   p.rule_flags[XDPG_RULE_REMOTE_INIT] = kRule0 | kRule1;
   p.rule_meta.push_back(meta("ntp-out", "Server -> NTP | UDP | 123"));
@@ -139,13 +140,17 @@ TEST(DatapathLoad, FillsEveryMapFromTheCompiledPolicy) {
     EXPECT_EQ(value, expected) << "port_table[" << index << "]";
   }
 
+  // The peer hash holds the /8 with /0's rule folded in, sized to it; /0
+  // itself is the rodata default, no entry.
   uint64_t mask = 0;
-  auto inside = v4_key("10.9.8.7", 32);
-  ASSERT_EQ(bpf_map_lookup_elem(dp.map_fd(MapId::PeersV4), &inside, &mask), 0);
+  auto ten = v4_key("10.0.0.0", 8);
+  ASSERT_EQ(bpf_map_lookup_elem(dp.map_fd(MapId::PeersV4), &ten, &mask), 0);
   EXPECT_EQ(mask, kRule0 | kRule1);
-  auto outside = v4_key("192.0.2.1", 32);
-  ASSERT_EQ(bpf_map_lookup_elem(dp.map_fd(MapId::PeersV4), &outside, &mask), 0);
-  EXPECT_EQ(mask, kRule1);
+  for (auto absent : {v4_key("0.0.0.0", 0), v4_key("10.9.8.7", 32)})
+    EXPECT_NE(bpf_map_lookup_elem(dp.map_fd(MapId::PeersV4), &absent, &mask), 0)
+        << "/" << absent.prefixlen;
+  EXPECT_EQ(bpf_map__max_entries(dp.map(MapId::PeersV4)), 1u);
+  EXPECT_EQ(bpf_map__max_entries(dp.map(MapId::PeersV6)), 1u);  // empty: the minimum
 
   auto info = read_info(dp.map_fd(MapId::Info));
   ASSERT_TRUE(info.ok()) << info.error().message;

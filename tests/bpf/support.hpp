@@ -66,6 +66,63 @@ inline void narrow_peer_sets(policy::Policy& pol, std::mt19937_64& rng) {
   }
 }
 
+// Every peer set replaced by prefixes of many distinct lengths that nest
+// across sets: for two universe anchors per family, the anchor truncated to
+// IPv4 /1 /7 /8 /16 /23 /24 /31 /32 and IPv6 /1 /32 /48 /64 /127 /128; each
+// set takes 1-4 of them per family, and one set also holds 0.0.0.0/0 and
+// ::/0. So the datapath probes many lengths and must fold shorter prefixes
+// of other rules' sets (and /0) into longer ones. Returns the addresses at
+// and just past both ends of every prefix, where a wrong mask, a wrong probe
+// order or a missing fold shows, [0] IPv4 and [1] IPv6.
+using FamilyAddrs = std::array<std::vector<Addr>, 2>;
+inline FamilyAddrs nest_peer_sets(policy::Policy& pol, std::mt19937_64& rng) {
+  static constexpr uint8_t kLen4[] = {1, 7, 8, 16, 23, 24, 31, 32};
+  static constexpr uint8_t kLen6[] = {1, 32, 48, 64, 127, 128};
+  std::vector<policy::Cidr> pool[2];
+  FamilyAddrs edges;
+  for (int family : {4, 6}) {
+    const int bits = family == 4 ? 32 : 128;
+    for (int anchor = 0; anchor < 2; ++anchor) {
+      const Addr a = universe_address(rng, family);
+      auto lengths = family == 4 ? std::span<const uint8_t>(kLen4) : std::span<const uint8_t>(kLen6);
+      for (uint8_t len : lengths) {
+        policy::Cidr c;
+        c.family = family;
+        c.prefix_length = len;
+        c.address = a;
+        Addr last = a;
+        for (int bit = len; bit < bits; ++bit) {
+          c.address[bit / 8] &= static_cast<uint8_t>(~(0x80 >> (bit % 8)));
+          last[bit / 8] |= static_cast<uint8_t>(0x80 >> (bit % 8));
+        }
+        pool[family == 6].push_back(c);
+        // first - 1, first, last, last + 1: borrow and carry run from the
+        // last byte up (wrapping within the family's width)
+        Addr before = c.address, after = last;
+        for (int i = bits / 8 - 1; i >= 0 && before[i]-- == 0; --i) continue;
+        for (int i = bits / 8 - 1; i >= 0 && ++after[i] == 0; --i) continue;
+        edges[family == 6].insert(edges[family == 6].end(), {before, c.address, last, after});
+      }
+    }
+  }
+  const size_t open_set = rng() % pol.peer_sets.size();
+  for (size_t k = 0; k < pol.peer_sets.size(); ++k) {
+    auto& set = pol.peer_sets[k];
+    set.cidrs.clear();
+    for (const auto& family_pool : pool)
+      for (unsigned n = 1 + rng() % 4; n > 0; --n)
+        set.cidrs.push_back(family_pool[rng() % family_pool.size()]);
+    if (k == open_set) {
+      policy::Cidr any4, any6;
+      any4.family = 4;
+      any6.family = 6;
+      set.cidrs.push_back(any4);
+      set.cidrs.push_back(any6);
+    }
+  }
+  return edges;
+}
+
 // The protected host: 192.0.2.1 or 2001:db8::1.
 inline Addr host_address(int family) {
   Addr a{};

@@ -46,10 +46,11 @@ void check_compiled(const policy::RuleSet& set) {
   check(c.info.rule_count == n && c.rule_meta.size() == n);
   for (const auto& [index, mask] : c.port_entries)
     check(index < XDPG_PORT_TABLE_ENTRIES && mask != 0 && only_rule_bits(mask, n));
-  for (const auto& [key, mask] : c.peers_v4)
-    check(key.prefixlen <= 32 && mask != 0 && only_rule_bits(mask, n));
-  for (const auto& [key, mask] : c.peers_v6)
-    check(key.prefixlen <= 128 && mask != 0 && only_rule_bits(mask, n));
+  for (const auto& [key, mask] : c.peers_v4.entries)
+    check(key.prefixlen >= 1 && key.prefixlen <= 32 && mask != 0 && only_rule_bits(mask, n));
+  for (const auto& [key, mask] : c.peers_v6.entries)
+    check(key.prefixlen >= 1 && key.prefixlen <= 128 && mask != 0 && only_rule_bits(mask, n));
+  check(only_rule_bits(c.peers_v4.default_mask, n) && only_rule_bits(c.peers_v6.default_mask, n));
 }
 
 // `compile_it`: compile() costs ~50 ms here (it fills the whole port table,
