@@ -87,9 +87,6 @@ Status fill_lpm(int fd, const std::vector<std::pair<Key, uint64_t>>& entries, co
 Status check_options(const DatapathOptions& o) {
   if (o.egress_mode > XDPG_EGRESS_ENFORCE)
     return plain_error("invalid egress mode " + std::to_string(o.egress_mode));
-  if (o.frag_timeout_ns == 0 || o.tcp_established_timeout_ns == 0 ||
-      o.tcp_closing_timeout_ns == 0 || o.udp_timeout_ns == 0)
-    return plain_error("datapath timeouts must be positive");
   if (o.flow_table_size == 0) return plain_error("the flow table needs at least one entry");
   return {};
 }
@@ -181,6 +178,8 @@ Result<Datapath> Datapath::load(const compile::CompiledPolicy& policy,
   skel->rodata->tcp_closing_timeout_ns = options.tcp_closing_timeout_ns;
   skel->rodata->udp_timeout_ns = options.udp_timeout_ns;
   skel->rodata->audit_mode = options.audit ? 1 : 0;
+  skel->rodata->clock_kind =
+      options.precise_clock ? uint8_t{XDPG_CLOCK_PRECISE} : probe_datapath_clock();
   if (options.event_rate) {
     uint64_t interval = 1'000'000'000ULL / options.event_rate;
     skel->rodata->event_interval_ns = interval;
@@ -240,18 +239,20 @@ Result<Datapath> Datapath::load(const compile::CompiledPolicy& policy,
   info.udp_timeout_ns = options.udp_timeout_ns;
   info.frag_timeout_ns = options.frag_timeout_ns;
   info.audit_mode = options.audit ? 1 : 0;
+  info.clock = dp.clock();
   std::copy(slots->begin(), slots->end(), info.rule_slot);
   uint32_t zero = 0;
   if (int err = bpf_map_update_elem(dp.map_fd(MapId::Info), &zero, &info, BPF_ANY); err)
     return errno_error(err, "cannot write info");
-  spdlog::debug("datapath loaded: {} rules, {} port slots, {} IPv4 and {} IPv6 prefixes",
+  spdlog::debug("datapath loaded: {} rules, {} port slots, {} IPv4 and {} IPv6 prefixes, {} clock",
                 info.rule_count, policy.port_entries.size(), policy.peers_v4.size(),
-                policy.peers_v6.size());
+                policy.peers_v6.size(), clock_name(info.clock));
   return dp;
 }
 
 int Datapath::prog_fd() const { return bpf_program__fd(skel_->progs.xdpguard_ingress); }
 int Datapath::egress_prog_fd() const { return bpf_program__fd(skel_->progs.xdpguard_egress); }
+uint8_t Datapath::clock() const { return skel_->rodata->clock_kind; }
 int Datapath::map_fd(MapId id) const { return bpf_map__fd(map(id)); }
 bpf_program* Datapath::program() const { return skel_->progs.xdpguard_ingress; }
 bpf_program* Datapath::egress_program() const { return skel_->progs.xdpguard_egress; }

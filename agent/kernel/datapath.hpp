@@ -43,6 +43,8 @@ inline constexpr const char* kEgressProgramName = "xdpguard_egress";
 
 // Defaults are the BPF object's rodata defaults (bpf/xdpguard.bpf.c).
 struct DatapathOptions {
+  // Timeouts are in ns of the datapath clock; 0 means "already expired"
+  // (docs/datapath.md 8.3; tests use it, policies allow 1 s at least).
   // Lifetime of a first fragment's recorded decision (docs/datapath.md 2.2).
   uint64_t frag_timeout_ns = 30'000'000'000ULL;
   // enum xdpg_egress_mode. With OFF nothing records flows and ingress admits
@@ -64,6 +66,9 @@ struct DatapathOptions {
   // (a reload shares counters, flows and fragments with its predecessor).
   // The fds are not owned; the object reuses them with bpf_map__reuse_fd.
   std::vector<std::pair<MapId, int>> reuse_maps;
+  // Use bpf_ktime_get_ns even where the coarse clock exists: the clock older
+  // kernels get (kernel::probe_datapath_clock), for tests and the benchmark.
+  bool precise_clock = false;
   // Drop events per second and burst, per CPU, direction and drop reason
   // (the kernel's token bucket, maps.h event_limits); 0 events/s: none.
   uint32_t event_rate = 10;
@@ -90,6 +95,8 @@ class Datapath {
   bpf_program* egress_program() const;
   bpf_map* map(MapId) const;
   gen::xdpguard* skeleton() const { return skel_.get(); }
+  // enum xdpg_clock the programs were loaded with.
+  uint8_t clock() const;
 
   // Runs the program once on `frame` (BPF_PROG_TEST_RUN); returns the XDP
   // action (XDP_PASS, XDP_DROP, ...). Counters and frags are updated as for

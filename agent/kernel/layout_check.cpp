@@ -26,7 +26,8 @@ static_assert(offsetof(xdpg_flow_value, created_ns) == 8 && offsetof(xdpg_flow_v
 static_assert(sizeof(xdpg_flow_counters) == 8);
 static_assert(XDPG_RULE_FLAG_COUNT == 4);
 static_assert(sizeof(xdpg_info) == 216);
-static_assert(offsetof(xdpg_info, audit_mode) == 113 && offsetof(xdpg_info, rule_slot) == 152);
+static_assert(offsetof(xdpg_info, audit_mode) == 113 && offsetof(xdpg_info, clock) == 114 &&
+              offsetof(xdpg_info, rule_slot) == 152);
 static_assert(offsetof(xdpg_info, policy_hash) == 8 && offsetof(xdpg_info, policy_name) == 16 &&
               offsetof(xdpg_info, profile) == 80 && offsetof(xdpg_info, egress_mode) == 112 &&
               offsetof(xdpg_info, flow_table_size) == 116 &&

@@ -435,8 +435,9 @@ Result<OpenPins> open_pins(const std::string& iface, const std::string& pin_root
 }
 
 DatapathSettings settings_of(const xdpg_info& info) {
-  return DatapathSettings{info.egress_mode, info.tcp_established_timeout_ns,
-                          info.tcp_closing_timeout_ns, info.udp_timeout_ns, info.frag_timeout_ns};
+  return DatapathSettings{info.egress_mode,    info.tcp_established_timeout_ns,
+                          info.tcp_closing_timeout_ns, info.udp_timeout_ns,
+                          info.frag_timeout_ns, info.clock};
 }
 
 Result<uint32_t> max_entries_of(int fd) {
@@ -482,12 +483,6 @@ std::vector<ReasonStats> reason_stats(const std::vector<xdpg_reason_counters>& c
   for (int r = 1; r < XDPG_DROP_REASON_COUNT; ++r)
     out.push_back(ReasonStats{static_cast<DropReason>(r), counts[r]});
   return out;
-}
-
-uint64_t monotonic_now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
 }
 
 }  // namespace
@@ -589,7 +584,8 @@ Result<FlowTable> read_flows(const std::string& iface, const std::string& pin_ro
   out.iface = iface;
   out.settings = settings_of(pins->info);
   out.capacity = *capacity;
-  const uint64_t now = monotonic_now_ns();
+  // The datapath's own clock: the coarse one lags the precise one by up to a tick.
+  const uint64_t now = clock_now_ns(out.settings.clock);
   auto st = for_each_flow(pins->fds[1].get(), [&](const xdpg_flow_key& k,
                                                   const xdpg_flow_value& v) {
     FlowEntry e;

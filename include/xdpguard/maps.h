@@ -80,6 +80,14 @@ enum xdpg_egress_mode {
 	XDPG_EGRESS_ENFORCE = 2, /* egress drops what no rule allows */
 };
 
+/* rodata clock_kind: the clock of flows, fragments and the event bucket
+ * (docs/datapath.md 8.3). Both are CLOCK_MONOTONIC; userspace comparing with
+ * a datapath time reads the matching clock_gettime clock (xdpg_info.clock). */
+enum xdpg_clock {
+	XDPG_CLOCK_PRECISE = 0, /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	XDPG_CLOCK_COARSE = 1,  /* bpf_ktime_get_coarse_ns() (5.11+): CLOCK_MONOTONIC_COARSE, one tick */
+};
+
 /* LPM trie keys: prefixlen first, as the kernel requires. */
 struct xdpg_lpm_v4_key {
 	__u32 prefixlen;
@@ -121,7 +129,7 @@ struct xdpg_frag_key {
 };
 
 struct xdpg_frag_value {
-	__u64 seen_ns;   /* bpf_ktime_get_ns() when the first fragment passed */
+	__u64 seen_ns;   /* datapath clock (enum xdpg_clock) when the first fragment passed */
 	__u32 rule;      /* XDPG_NO_RULE when not attributed */
 	__u8 verdict;    /* XDP_PASS or XDP_DROP */
 	__u8 reason;     /* enum xdpg_drop_reason */
@@ -152,7 +160,7 @@ struct xdpg_flow_key {
 #define XDPG_FLOW_REPLIED 0x01    /* at least one reply was admitted */
 
 struct xdpg_flow_value {
-	__u64 last_seen_ns; /* bpf_ktime_get_ns() of the last packet either way */
+	__u64 last_seen_ns; /* datapath clock (enum xdpg_clock) of the last packet either way */
 	__u64 created_ns;   /* when egress recorded it */
 	__u32 rule;         /* rule index the flow was opened under */
 	__u8 tcp_state;     /* XDPG_FLOW_FIN_* / XDPG_FLOW_RST; 0 for UDP */
@@ -200,7 +208,8 @@ struct xdpg_info {
 	 * judge flows with the datapath's own timeouts. */
 	__u8 egress_mode;     /* enum xdpg_egress_mode */
 	__u8 audit_mode;      /* 1: drops are counted (would-drop) but passed */
-	__u8 pad[2];
+	__u8 clock;           /* enum xdpg_clock (0, precise, in pins older than the field) */
+	__u8 pad;
 	__u32 flow_table_size; /* max_entries of `flows` */
 	__u64 tcp_established_timeout_ns;
 	__u64 tcp_closing_timeout_ns;
@@ -250,9 +259,10 @@ struct xdpg_event_limit {
 	__u64 emitted;    /* events submitted to the ring buffer */
 	__u64 suppressed; /* drops not reported: over the rate, or the ring buffer full */
 	__u64 pending;    /* suppressed since the last event on this CPU (goes into it) */
-	/* bpf_ktime_get_ns() costs tens of ns on some clocksources: the bucket
-	 * reads it once per jiffy and otherwise uses the cached value, which
-	 * lags by at most a tick and so only ever makes the limit stricter. */
+	/* The datapath clock (enum xdpg_clock) costs a helper call, tens of ns
+	 * for the precise one on some clocksources: the bucket reads it once
+	 * per jiffy and otherwise uses the cached value, which lags by at most
+	 * a tick and so only ever makes the limit stricter. */
 	__u64 jiffies;
 	__u64 now_ns;
 };
