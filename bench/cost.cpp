@@ -11,7 +11,9 @@
 #include <cstring>
 
 #include "bench_progs.skel.h"
+#include "kernel/probe.hpp"
 #include "kernel/skeleton.hpp"
+#include "probe_keys.h"
 #include "common.hpp"
 #include "subcommands.hpp"
 
@@ -50,7 +52,7 @@ void insert_reply_flow(const kernel::Datapath& dp) {
   inet_pton(AF_INET, "198.51.100.10", k.local_addr);
   inet_pton(AF_INET, "203.0.113.5", k.remote_addr);
   xdpg_flow_value v{};
-  v.last_seen_ns = v.created_ns = now_ns();
+  v.last_seen_ns = v.created_ns = kernel::clock_now_ns(dp.clock());
   if (int err = bpf_map_update_elem(bpf_map__fd(flows), &k, &v, BPF_ANY))
     die(fmt::format("cannot insert the reply flow: {}", std::strerror(-err)));
 }
@@ -88,6 +90,12 @@ int run_cost(const Args& args) {
   BuiltPolicy nar = build_policy(default_policy_with_set("admin-hosts", "[10.0.0.0/8, \"fd00::/8\"]"));
   Loaded guard_nar = load_datapath(nar.compiled, opts);
   insert_reply_flow(guard.dp);
+  // The same datapath on the precise clock (what kernels before 5.11 get):
+  // the clock's share of the classes that read it.
+  kernel::DatapathOptions precise_opts = opts;
+  precise_opts.precise_clock = true;
+  Loaded guard_precise = load_datapath(def.compiled, precise_opts);
+  insert_reply_flow(guard_precise.dp);
 
   bench_progs* progs = bench_progs__open_and_load();
   if (!progs) die("cannot load bench_progs.bpf.o");
@@ -98,8 +106,8 @@ int run_cost(const Args& args) {
   int filter_fd = xdp_filter_fd(args);
 
   bool held = holds.hold(floor_fd) && holds.hold(guard.dp.prog_fd()) &&
-              holds.hold(guard_nar.dp.prog_fd());
-  if (!args.get("hold-devs").empty() && !held) die("not enough --hold-devs (need 3)");
+              holds.hold(guard_nar.dp.prog_fd()) && holds.hold(guard_precise.dp.prog_fd());
+  if (!args.get("hold-devs").empty() && !held) die("not enough --hold-devs (need 4)");
   // xdp-filter stays attached where it was loaded, so it is already held.
 
   struct Case {
@@ -119,6 +127,11 @@ int run_cost(const Args& args) {
     cases.push_back({"xdpguard", c.name, c.narrowed ? guard_nar.dp.prog_fd() : guard.dp.prog_fd(),
                      f, c.expect, c.mix_weight, {}, {}});
   }
+  for (const char* cls : {"tcp-reply-tracked", "drop-undocumented-port"})
+    for (const auto& c : kClasses)
+      if (std::string(c.name) == cls)
+        cases.push_back({"xdpguard-precise-clock", c.name, guard_precise.dp.prog_fd(),
+                         frame(c.spec), c.expect, 0, {}, {}});
   // Probes: what a tracked reply adds, part by part (see progs.bpf.c).
   {
     xdpg_flow_key k{};
@@ -128,17 +141,27 @@ int run_cost(const Args& args) {
     k.remote_port = 443;
     k.local_addr[0] = 198;
     k.remote_addr[0] = 203;
+    bench_flow_key16 k16{};
+    k16.protocol = 6;
+    k16.local_port = 40001;
+    k16.remote_port = 443;
+    k16.local_addr[0] = 198;
+    k16.remote_addr[0] = 203;
     xdpg_flow_value v{};
-    if (bpf_map_update_elem(bpf_map__fd(progs->maps.probe_flows), &k, &v, BPF_ANY))
-      die("cannot fill probe_flows");
-    for (auto* p : {progs->progs.bench_ktime, progs->progs.bench_flow_lookup})
-      if (!holds.hold(bpf_program__fd(p)) && !args.get("hold-devs").empty())
-        die("not enough --hold-devs (need 5)");
-    cases.push_back({"probe-ktime", "tcp-443-allowed", bpf_program__fd(progs->progs.bench_ktime),
-                     frame(kClasses[0].spec), XDP_DROP, 0, {}, {}});
-    cases.push_back({"probe-flow-lookup", "tcp-443-allowed",
-                     bpf_program__fd(progs->progs.bench_flow_lookup), frame(kClasses[0].spec),
-                     XDP_DROP, 0, {}, {}});
+    if (bpf_map_update_elem(bpf_map__fd(progs->maps.probe_flows), &k, &v, BPF_ANY) ||
+        bpf_map_update_elem(bpf_map__fd(progs->maps.probe_flows16), &k16, &v, BPF_ANY))
+      die("cannot fill the probe flow maps");
+    const std::pair<const char*, bpf_program*> probes[] = {
+        {"probe-ktime", progs->progs.bench_ktime},
+        {"probe-ktime-coarse", progs->progs.bench_ktime_coarse},
+        {"probe-flow-lookup", progs->progs.bench_flow_lookup},
+        {"probe-flow-lookup16", progs->progs.bench_flow_lookup16}};
+    for (auto [name, prog] : probes) {
+      if (!holds.hold(bpf_program__fd(prog)) && !args.get("hold-devs").empty())
+        die("not enough --hold-devs (need 8)");
+      cases.push_back({name, "tcp-443-allowed", bpf_program__fd(prog), frame(kClasses[0].spec),
+                       XDP_DROP, 0, {}, {}});
+    }
   }
   cases.push_back({"floor-unheld", "tcp-443-allowed", bpf_program__fd(unheld->progs.bench_drop),
                    frame(kClasses[0].spec), XDP_DROP, 0, {}, {}});
@@ -211,9 +234,17 @@ int run_cost(const Args& args) {
            {"xdpguard_over_xdp_filter", filter_fd >= 0 ? jnum(stateless[2] / stateless[1]) : "null"}});
   const Summary& uh = med[{"floor-unheld", "tcp-443-allowed"}];
   fmt::print("floor not held attached (includes the XDP dispatcher swap): {}\n", spread(uh));
-  fmt::print("probe: bpf_ktime_get_ns() alone: {}; flow-table lookup + write alone: {}\n",
+  fmt::print("xdpguard clock: {}; on the precise clock: tcp-reply-tracked {}, "
+             "drop-undocumented-port {}\n",
+             kernel::clock_name(guard.dp.clock()),
+             spread(med[{"xdpguard-precise-clock", "tcp-reply-tracked"}]),
+             spread(med[{"xdpguard-precise-clock", "drop-undocumented-port"}]));
+  fmt::print("probe: bpf_ktime_get_ns() alone: {}; bpf_ktime_get_coarse_ns() alone: {}\n",
              spread(med[{"probe-ktime", "tcp-443-allowed"}]),
-             spread(med[{"probe-flow-lookup", "tcp-443-allowed"}]));
+             spread(med[{"probe-ktime-coarse", "tcp-443-allowed"}]));
+  fmt::print("probe: flow-table lookup alone, 40-byte key: {}; 16-byte key: {}\n",
+             spread(med[{"probe-flow-lookup", "tcp-443-allowed"}]),
+             spread(med[{"probe-flow-lookup16", "tcp-443-allowed"}]));
   rec.add({{"section", jstr("cost-ratio")}, {"class", jstr("mix")},
            {"floor_ns", jnum(mix[0])}, {"xdp_filter_ns", filter_fd >= 0 ? jnum(mix[1]) : "null"},
            {"xdpguard_ns", jnum(mix[2])}, {"xdpguard_over_floor", jnum(mix[2] / mix[0])},
