@@ -13,7 +13,6 @@
 #include "bench_progs.skel.h"
 #include "kernel/probe.hpp"
 #include "kernel/skeleton.hpp"
-#include "probe_keys.h"
 #include "common.hpp"
 #include "subcommands.hpp"
 
@@ -43,9 +42,8 @@ constexpr PacketClass kClasses[] = {
 
 // The flow the host opened to 203.0.113.5:443, as egress would record it.
 void insert_reply_flow(const kernel::Datapath& dp) {
-  bpf_map* flows = dp.skeleton()->maps.flows;
-  xdpg_flow_key k{};
-  k.family = 4;
+  bpf_map* flows = dp.skeleton()->maps.flows_v4;
+  xdpg_flow_v4_key k{};
   k.protocol = 6;
   k.local_port = 40001;
   k.remote_port = 443;
@@ -141,7 +139,7 @@ int run_cost(const Args& args) {
     k.remote_port = 443;
     k.local_addr[0] = 198;
     k.remote_addr[0] = 203;
-    bench_flow_key16 k16{};
+    xdpg_flow_v4_key k16{};
     k16.protocol = 6;
     k16.local_port = 40001;
     k16.remote_port = 443;

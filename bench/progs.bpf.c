@@ -12,7 +12,6 @@
 #include <bpf/bpf_helpers.h>
 
 #include "xdpguard/maps.h"
-#include "probe_keys.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -40,8 +39,8 @@ int bench_tx(struct xdp_md *ctx)
  * bench_flow_lookup looks up a fixed key in an LRU hash shaped like
  * xdpguard's flow table and sets REPLIED as a reply does (a write only when
  * the bit is missing, as the datapath does); bench_flow_lookup16 does the
- * same with a 16-byte IPv4-only key, to price the key size. The agent fills
- * the keys' entries first.
+ * same in one shaped like flows_v4 (16-byte key), to price the key size.
+ * The agent fills the keys' entries first.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -53,7 +52,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, XDPG_FLOW_ENTRIES);
-	__type(key, struct bench_flow_key16);
+	__type(key, struct xdpg_flow_v4_key);
 	__type(value, struct xdpg_flow_value);
 } probe_flows16 SEC(".maps");
 
@@ -91,7 +90,7 @@ int bench_flow_lookup(struct xdp_md *ctx)
 SEC("xdp")
 int bench_flow_lookup16(struct xdp_md *ctx)
 {
-	struct bench_flow_key16 k = {.local_port = 40001, .remote_port = 443, .protocol = 6};
+	struct xdpg_flow_v4_key k = {.local_port = 40001, .remote_port = 443, .protocol = 6};
 
 	k.local_addr[0] = 198;
 	k.remote_addr[0] = 203;

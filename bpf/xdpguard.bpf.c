@@ -118,12 +118,20 @@ struct {
 	__type(value, struct xdpg_frag_value);
 } frags SEC(".maps");
 
+/* IPv6 flows; IPv4 ones in flows_v4, whose key is 16 bytes (maps.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, XDPG_FLOW_ENTRIES);
 	__type(key, struct xdpg_flow_key);
 	__type(value, struct xdpg_flow_value);
 } flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XDPG_FLOW_ENTRIES);
+	__type(key, struct xdpg_flow_v4_key);
+	__type(value, struct xdpg_flow_value);
+} flows_v4 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -287,42 +295,79 @@ static __always_inline __u64 xdpg_now(void)
 
 /* ---- flow table (section 8) ---------------------------------------------- */
 
-static __always_inline void xdpg_flow_key(struct xdpg_flow_key *k, int v6, __u8 proto,
+/* A flow's key in the map of its family. */
+struct xdpg_flow_ref {
+	union {
+		struct xdpg_flow_v4_key v4;
+		struct xdpg_flow_key v6;
+	};
+	int is_v6;
+	__u8 protocol;
+};
+
+static __always_inline void xdpg_flow_ref(struct xdpg_flow_ref *r, int v6, __u8 proto,
 					  const __u8 *local, const __u8 *remote, __u16 lport,
 					  __u16 rport)
 {
-	__builtin_memset(k, 0, sizeof(*k));
-	k->family = v6 ? 6 : 4;
-	k->protocol = proto;
-	k->local_port = lport;
-	k->remote_port = rport;
+	r->is_v6 = v6;
+	r->protocol = proto;
 	if (v6) {
+		struct xdpg_flow_key *k = &r->v6;
+
+		k->family = 6;
+		k->protocol = proto;
+		k->local_port = lport;
+		k->remote_port = rport;
+		k->pad = 0;
 		__builtin_memcpy(k->local_addr, local, 16);
 		__builtin_memcpy(k->remote_addr, remote, 16);
 	} else {
+		struct xdpg_flow_v4_key *k = &r->v4;
+
 		__builtin_memcpy(k->local_addr, local, 4);
 		__builtin_memcpy(k->remote_addr, remote, 4);
+		k->local_port = lport;
+		k->remote_port = rport;
+		k->protocol = proto;
+		k->pad[0] = k->pad[1] = k->pad[2] = 0;
 	}
+}
+
+/* One call site per map: the verifier inlines the lookup of a known map. */
+static __always_inline struct xdpg_flow_value *xdpg_flow_lookup(const struct xdpg_flow_ref *r)
+{
+	if (r->is_v6)
+		return bpf_map_lookup_elem(&flows, &r->v6);
+	return bpf_map_lookup_elem(&flows_v4, &r->v4);
+}
+
+static __always_inline long xdpg_flow_insert(const struct xdpg_flow_ref *r,
+					     const struct xdpg_flow_value *v)
+{
+	/* NOEXIST: a racing CPU's insert is not counted twice. */
+	if (r->is_v6)
+		return bpf_map_update_elem(&flows, &r->v6, v, BPF_NOEXIST);
+	return bpf_map_update_elem(&flows_v4, &r->v4, v, BPF_NOEXIST);
 }
 
 /* Younger than its protocol's timeout; a last_seen written by another CPU
  * after `now` was read counts as fresh. */
-static __always_inline int xdpg_flow_fresh(const struct xdpg_flow_key *k,
-					   const struct xdpg_flow_value *v, __u64 now)
+static __always_inline int xdpg_flow_fresh(__u8 protocol, const struct xdpg_flow_value *v,
+					   __u64 now)
 {
-	__u64 timeout = k->protocol == IPPROTO_UDP ? udp_timeout_ns :
+	__u64 timeout = protocol == IPPROTO_UDP ? udp_timeout_ns :
 			v->tcp_state ? tcp_closing_timeout_ns : tcp_established_timeout_ns;
 
 	return now < v->last_seen_ns || now - v->last_seen_ns < timeout;
 }
 
 /* The tracked, unexpired flow with this key, or NULL. */
-static __always_inline struct xdpg_flow_value *xdpg_flow_live(const struct xdpg_flow_key *k,
+static __always_inline struct xdpg_flow_value *xdpg_flow_live(const struct xdpg_flow_ref *r,
 							      __u64 now)
 {
-	struct xdpg_flow_value *v = bpf_map_lookup_elem(&flows, k);
+	struct xdpg_flow_value *v = xdpg_flow_lookup(r);
 
-	if (!v || !xdpg_flow_fresh(k, v, now))
+	if (!v || !xdpg_flow_fresh(r->protocol, v, now))
 		return NULL;
 	return v;
 }
@@ -352,14 +397,14 @@ static __always_inline void xdpg_flow_touch(struct xdpg_flow_value *v, __u64 now
  * flow that exists. */
 static __always_inline void xdpg_flow_outbound(const struct xdpg_pkt *p, __u32 rule)
 {
-	struct xdpg_flow_key k;
+	struct xdpg_flow_ref r;
 	struct xdpg_flow_value *v;
 	__u64 now = xdpg_now();
 	int tcp = p->l4.kind == XDPG_L4_TCP;
 	int opens = !tcp || xdpg_tcp_bare_syn(&p->l4);
 
-	xdpg_flow_key(&k, p->v6, p->l3.proto, p->saddr, p->daddr, p->l4.sport, p->l4.dport);
-	v = bpf_map_lookup_elem(&flows, &k);
+	xdpg_flow_ref(&r, p->v6, p->l3.proto, p->saddr, p->daddr, p->l4.sport, p->l4.dport);
+	v = xdpg_flow_lookup(&r);
 	if (v) {
 		if (tcp && opens) {
 			/* A new connection on a reused tuple starts over. */
@@ -381,8 +426,7 @@ static __always_inline void xdpg_flow_outbound(const struct xdpg_pkt *p, __u32 r
 		__u32 zero = 0;
 		struct xdpg_flow_counters *fc;
 
-		/* NOEXIST: a racing CPU's insert is not counted twice. */
-		if (bpf_map_update_elem(&flows, &k, &nv, BPF_NOEXIST) == 0) {
+		if (xdpg_flow_insert(&r, &nv) == 0) {
 			fc = bpf_map_lookup_elem(&flow_counters, &zero);
 			if (fc)
 				fc->inserts += 1;
@@ -397,13 +441,13 @@ static __always_inline void xdpg_flow_outbound(const struct xdpg_pkt *p, __u32 r
 static __always_inline struct xdpg_decision xdpg_ingress_reply(const struct xdpg_pkt *p,
 							       __u64 hits)
 {
-	struct xdpg_flow_key k;
+	struct xdpg_flow_ref r;
 	struct xdpg_flow_value *v;
 	__u64 now = xdpg_now();
 	__u32 rule = xdpg_rule_of(hits);
 
-	xdpg_flow_key(&k, p->v6, p->l3.proto, p->daddr, p->saddr, p->l4.dport, p->l4.sport);
-	v = xdpg_flow_live(&k, now);
+	xdpg_flow_ref(&r, p->v6, p->l3.proto, p->daddr, p->saddr, p->l4.dport, p->l4.sport);
+	v = xdpg_flow_live(&r, now);
 	if (!v)
 		return xdpg_drop(XDPG_DROP_NO_FLOW, rule);
 	xdpg_flow_touch(v, now,
@@ -430,11 +474,11 @@ static __always_inline struct xdpg_decision xdpg_ingress_icmp(const struct xdpg_
 	}
 	if (egress_mode != XDPG_EGRESS_OFF && xdpg_icmp_is_error(p->v6, p->l4.icmp_type) &&
 	    xdpg_parse_quoted(&p->l3, &p->l4, data_end, p->v6, &q)) {
-		struct xdpg_flow_key k;
+		struct xdpg_flow_ref r;
 		struct xdpg_flow_value *v;
 
-		xdpg_flow_key(&k, p->v6, q.proto, q.saddr, q.daddr, q.sport, q.dport);
-		v = xdpg_flow_live(&k, xdpg_now());
+		xdpg_flow_ref(&r, p->v6, q.proto, q.saddr, q.daddr, q.sport, q.dport);
+		v = xdpg_flow_live(&r, xdpg_now());
 		if (v)
 			return xdpg_pass(v->rule);
 	}

@@ -27,6 +27,7 @@ bpf_map* skeleton_map(const gen::xdpguard* skel, MapId id) {
     case MapId::RuleMeta: return skel->maps.rule_meta;
     case MapId::Info: return skel->maps.info;
     case MapId::Flows: return skel->maps.flows;
+    case MapId::FlowsV4: return skel->maps.flows_v4;
     case MapId::FlowCounters: return skel->maps.flow_counters;
     case MapId::RuleFlags: return skel->maps.rule_flags;
     case MapId::EgressRuleCounters: return skel->maps.egress_rule_counters;
@@ -139,6 +140,7 @@ const char* map_name(MapId id) {
     case MapId::RuleMeta: return "rule_meta";
     case MapId::Info: return "info";
     case MapId::Flows: return "flows";
+    case MapId::FlowsV4: return "flows_v4";
     case MapId::FlowCounters: return "flow_counters";
     case MapId::RuleFlags: return "rule_flags";
     case MapId::EgressRuleCounters: return "egress_rule_counters";
@@ -190,8 +192,9 @@ Result<Datapath> Datapath::load(const compile::CompiledPolicy& policy,
   auto slots = slot_table(options, policy.rule_meta.size());
   if (!slots) return slots.error();
   for (uint32_t i = 0; i < XDPG_MAX_RULES; ++i) skel->rodata->rule_slot[i] = (*slots)[i];
-  if (int err = bpf_map__set_max_entries(skel->maps.flows, options.flow_table_size); err)
-    return errno_error(err, "cannot size the flow table");
+  for (bpf_map* flows : {skel->maps.flows, skel->maps.flows_v4})
+    if (int err = bpf_map__set_max_entries(flows, options.flow_table_size); err)
+      return errno_error(err, "cannot size the flow table");
   if (auto st = fit_max_entries(skel->maps.peers_v4, policy.peers_v4.size()); !st)
     return st.error();
   if (auto st = fit_max_entries(skel->maps.peers_v6, policy.peers_v6.size()); !st)
@@ -205,8 +208,8 @@ Result<Datapath> Datapath::load(const compile::CompiledPolicy& policy,
   // kernel's limits or memory): name the sizes the policy chose.
   if (int err = gen::xdpguard__load(skel.get()); err)
     return errno_error(err, "the kernel refused the xdpguard object: a map could not be "
-                            "created (flow table " + std::to_string(options.flow_table_size) +
-                            " entries, " + std::to_string(policy.peers_v4.size() +
+                            "created (flow tables " + std::to_string(options.flow_table_size) +
+                            " entries each, " + std::to_string(policy.peers_v4.size() +
                                                           policy.peers_v6.size()) +
                             " peer prefixes) or the verifier rejected a program; libbpf's "
                             "message above says which (-v for details)");
@@ -305,6 +308,7 @@ Status Datapath::reset_state() const {
     if (auto st = clear_reason_counters(map_fd(id)); !st) return st;
   if (auto st = clear_flow_counters(map_fd(MapId::FlowCounters)); !st) return st;
   if (auto st = clear_hash<xdpg_frag_key>(map_fd(MapId::Frags), "frags"); !st) return st;
+  if (auto st = clear_hash<xdpg_flow_v4_key>(map_fd(MapId::FlowsV4), "flows_v4"); !st) return st;
   return clear_hash<xdpg_flow_key>(map_fd(MapId::Flows), "flows");
 }
 

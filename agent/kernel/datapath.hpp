@@ -28,13 +28,14 @@ enum class MapId {
   PortTable, PeersV4, PeersV6, RuleCounters, ReasonCounters, Frags, RuleMeta, Info,
   Flows, FlowCounters, RuleFlags, EgressRuleCounters, EgressReasonCounters,
   Events, EventLimits, TopPorts, TopPeers,  // drop telemetry (agent/telemetry/)
+  FlowsV4,  // IPv4 flows (16-byte key); Flows holds the IPv6 ones
 };
 inline constexpr std::array kAllMaps = {
     MapId::PortTable,   MapId::PeersV4,      MapId::PeersV6,   MapId::RuleCounters,
     MapId::ReasonCounters, MapId::Frags,     MapId::RuleMeta,  MapId::Info,
     MapId::Flows,       MapId::FlowCounters, MapId::RuleFlags, MapId::EgressRuleCounters,
     MapId::EgressReasonCounters, MapId::Events, MapId::EventLimits, MapId::TopPorts,
-    MapId::TopPeers};
+    MapId::TopPeers, MapId::FlowsV4};
 // The map's name in the object, also its pin file name.
 const char* map_name(MapId);
 // Pin file names of the programs (their names in the object).
@@ -54,7 +55,7 @@ struct DatapathOptions {
   uint64_t tcp_established_timeout_ns = 3'600'000'000'000ULL;
   uint64_t tcp_closing_timeout_ns = 30'000'000'000ULL;
   uint64_t udp_timeout_ns = 60'000'000'000ULL;
-  // max_entries of the flows LRU map, set before load.
+  // max_entries of each flows LRU map (IPv4, IPv6), set before load.
   uint32_t flow_table_size = XDPG_FLOW_ENTRIES;
   // Audit mode: decide and count as in enforce mode, pass every packet.
   bool audit = false;

@@ -70,8 +70,8 @@ struct DatapathSettings {
 const char* egress_mode_name(uint8_t mode);  // "off", "track", "enforce"
 
 struct FlowTableStats {
-  uint64_t entries = 0;   // keys now in `flows`
-  uint64_t capacity = 0;  // max_entries
+  uint64_t entries = 0;   // keys now in flows_v4 and flows
+  uint64_t capacity = 0;  // max_entries of flows_v4 and flows together
   uint64_t inserts = 0;   // flow_counters.inserts
   // inserts - entries (the agent deletes no flows; docs/datapath.md 8.5).
   uint64_t evictions = 0;

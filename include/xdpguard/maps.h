@@ -28,7 +28,7 @@
 
 /* Bumped whenever a map below changes shape; pinned maps carry it in
  * xdpg_info so an agent never mixes generations. */
-#define XDPG_LAYOUT_VERSION 5
+#define XDPG_LAYOUT_VERSION 6
 
 /* A rule is one bit of a __u64 mask. */
 #define XDPG_MAX_RULES 64
@@ -137,11 +137,24 @@ struct xdpg_frag_value {
 };
 #define XDPG_FRAG_ENTRIES 8192
 
-/* flows: LRU_HASH, shared by both programs (not per-CPU: a flow's egress
- * and ingress packets may run on different CPUs). Keyed as the host sees the
- * flow, whichever way the packet goes: egress keys it by (saddr, daddr,
- * sport, dport), ingress by (daddr, saddr, dport, sport). Only flows the
- * host opens under a rule whose initiator is local or both are recorded. */
+/* flows (IPv6) and flows_v4 (IPv4): LRU_HASH maps shared by both programs
+ * (not per-CPU: a flow's egress and ingress packets may run on different
+ * CPUs), each of flow_table_size entries. Keyed as the host sees the flow,
+ * whichever way the packet goes: egress keys it by (saddr, daddr, sport,
+ * dport), ingress by (daddr, saddr, dport, sport). Only flows the host opens
+ * under a rule whose initiator is local or both are recorded. IPv4 has its
+ * own 16-byte key: hashing and comparing the 40-byte one cost a tracked
+ * reply ~15 ns more (bench/RESULTS.md). The agent shows both as
+ * xdpg_flow_key (family 4: the first 4 address bytes). */
+struct xdpg_flow_v4_key {
+	__u8 local_addr[4];  /* network order */
+	__u8 remote_addr[4];
+	__u16 local_port;    /* host order */
+	__u16 remote_port;
+	__u8 protocol;       /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 pad[3];         /* zero */
+};
+
 struct xdpg_flow_key {
 	__u8 family;        /* 4 or 6 */
 	__u8 protocol;      /* IPPROTO_TCP or IPPROTO_UDP */
@@ -170,10 +183,10 @@ struct xdpg_flow_value {
 #define XDPG_FLOW_ENTRIES 65536
 
 /* flow_counters: PERCPU_ARRAY[1]. LRU eviction has no hook on 5.14, so the
- * agent derives it: evictions = inserts - entries in `flows` - entries the
- * agent itself deleted. */
+ * agent derives it: evictions = inserts - entries in flows and flows_v4 -
+ * entries the agent itself deleted. */
 struct xdpg_flow_counters {
-	__u64 inserts; /* new keys added to `flows` by egress */
+	__u64 inserts; /* new keys added to flows or flows_v4 by egress */
 };
 
 /* rule_flags: ARRAY[XDPG_RULE_FLAG_COUNT] of __u64, written by the agent.
@@ -210,7 +223,7 @@ struct xdpg_info {
 	__u8 audit_mode;      /* 1: drops are counted (would-drop) but passed */
 	__u8 clock;           /* enum xdpg_clock (0, precise, in pins older than the field) */
 	__u8 pad;
-	__u32 flow_table_size; /* max_entries of `flows` */
+	__u32 flow_table_size; /* max_entries of flows and of flows_v4, each */
 	__u64 tcp_established_timeout_ns;
 	__u64 tcp_closing_timeout_ns;
 	__u64 udp_timeout_ns;

@@ -371,26 +371,26 @@ struct FlowFacts {
   bool operator==(const FlowFacts&) const = default;
 };
 
+// Both maps (IPv4 flows have their own); a key listed twice would show as a
+// size mismatch.
 std::map<classify::FlowKey, FlowFacts> kernel_flows(const kernel::Datapath& dp) {
   std::map<classify::FlowKey, FlowFacts> out;
-  int fd = dp.map_fd(kernel::MapId::Flows);
-  xdpg_flow_key key{}, next{};
-  const void* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    xdpg_flow_value v{};
-    if (bpf_map_lookup_elem(fd, &next, &v) == 0) {
-      classify::FlowKey k;
-      k.family = next.family;
-      k.protocol = next.protocol;
-      k.local_port = next.local_port;
-      k.remote_port = next.remote_port;
-      std::memcpy(k.local_addr.data(), next.local_addr, 16);
-      std::memcpy(k.remote_addr.data(), next.remote_addr, 16);
-      out[k] = {v.rule, v.tcp_state, v.flags};
-    }
-    key = next;
-    prev = &key;
-  }
+  size_t seen = 0;
+  auto st = kernel::for_each_flow(
+      dp.map_fd(kernel::MapId::FlowsV4), dp.map_fd(kernel::MapId::Flows),
+      [&](const xdpg_flow_key& f, const xdpg_flow_value& v) {
+        classify::FlowKey k;
+        k.family = f.family;
+        k.protocol = f.protocol;
+        k.local_port = f.local_port;
+        k.remote_port = f.remote_port;
+        std::memcpy(k.local_addr.data(), f.local_addr, 16);
+        std::memcpy(k.remote_addr.data(), f.remote_addr, 16);
+        out[k] = {v.rule, v.tcp_state, v.flags};
+        ++seen;
+      });
+  EXPECT_TRUE(st.ok());
+  EXPECT_EQ(seen, out.size()) << "a flow listed twice";
   return out;
 }
 
