@@ -7,8 +7,11 @@
 #include <net/if.h>
 
 #include <arpa/inet.h>
+#include <sched.h>
 
+#include <atomic>
 #include <cstring>
+#include <thread>
 
 #include "bench_progs.skel.h"
 #include "kernel/probe.hpp"
@@ -68,6 +71,35 @@ int xdp_filter_fd(const Args& args) {
   int fd = bpf_prog_get_fd_by_id(static_cast<uint32_t>(id));
   if (fd < 0) die(fmt::format("cannot open xdp-filter program id {}", id));
   return fd;
+}
+
+// One frame test-run on every CPU at once (the tracked reply: every CPU
+// refreshes the same flow entry). A datapath writing the entry per packet
+// bounces its cache line between the CPUs. ns/packet of each thread,
+// summarized over threads and runs; empty with a single CPU.
+Summary on_every_cpu(int fd, const std::vector<uint8_t>& f, uint32_t repeat, int runs) {
+  const int ncpu = static_cast<int>(std::thread::hardware_concurrency());
+  std::vector<double> ns;
+  if (ncpu < 2) return summarize(ns);
+  for (int r = 0; r < runs; ++r) {
+    std::vector<double> per(ncpu);
+    std::atomic<int> ready{0};
+    std::vector<std::thread> threads;
+    for (int c = 0; c < ncpu; ++c)
+      threads.emplace_back([&, c] {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(c, &set);
+        sched_setaffinity(0, sizeof(set), &set);  // this thread
+        ready.fetch_add(1);
+        while (ready.load() < ncpu) {
+        }
+        per[c] = test_run_ns(fd, f, repeat);
+      });
+    for (auto& t : threads) t.join();
+    ns.insert(ns.end(), per.begin(), per.end());
+  }
+  return summarize(ns);
 }
 
 std::string spread(const Summary& s) { return fmt::format("{:.2f} [{:.2f}-{:.2f}]", s.median, s.min, s.max); }
@@ -237,6 +269,17 @@ int run_cost(const Args& args) {
              kernel::clock_name(guard.dp.clock()),
              spread(med[{"xdpguard-precise-clock", "tcp-reply-tracked"}]),
              spread(med[{"xdpguard-precise-clock", "drop-undocumented-port"}]));
+  // Write avoidance (docs/datapath.md 8.2) only shows when CPUs share a flow.
+  const auto reply = frame(kClasses[1].spec);
+  Summary both = on_every_cpu(guard.dp.prog_fd(), reply, repeat, runs);
+  Summary both_precise = on_every_cpu(guard_precise.dp.prog_fd(), reply, repeat, runs);
+  fmt::print("tcp-reply-tracked on every CPU at once, same flow: {} ({} clock); {} (precise "
+             "clock: last_seen written every packet)\n",
+             spread(both), kernel::clock_name(guard.dp.clock()), spread(both_precise));
+  rec.add({{"section", jstr("cost-contended")}, {"class", jstr(kClasses[1].name)},
+           {"median_ns", jnum(both.median)}, {"min_ns", jnum(both.min)}, {"max_ns", jnum(both.max)},
+           {"precise_median_ns", jnum(both_precise.median)},
+           {"precise_min_ns", jnum(both_precise.min)}, {"precise_max_ns", jnum(both_precise.max)}});
   fmt::print("probe: bpf_ktime_get_ns() alone: {}; bpf_ktime_get_coarse_ns() alone: {}\n",
              spread(med[{"probe-ktime", "tcp-443-allowed"}]),
              spread(med[{"probe-ktime-coarse", "tcp-443-allowed"}]));

@@ -178,6 +178,10 @@ def markdown(result, by, scale, out):
             r = next((x for x in by["cost"] if x["program"] == prog), None)
             if r:
                 L.append(f"| {label} | | | | {f(r)} | | |")
+        for r in by["cost-contended"]:
+            L.append(f"| {r['class']} on every CPU at once (same flow) | | | | "
+                     f"{r['median_ns']:.2f} [{r['min_ns']:.2f}-{r['max_ns']:.2f}]; precise clock "
+                     f"{r['precise_median_ns']:.2f} [{r['precise_min_ns']:.2f}-{r['precise_max_ns']:.2f}] | | |")
         for r in (x for x in by["cost"] if x["program"] == "xdpguard-precise-clock"):
             fl = cost.get(("floor", r["class"]))
             if fl:
