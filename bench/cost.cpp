@@ -7,10 +7,14 @@
 #include <net/if.h>
 
 #include <arpa/inet.h>
+#include <sched.h>
 
+#include <atomic>
 #include <cstring>
+#include <thread>
 
 #include "bench_progs.skel.h"
+#include "kernel/probe.hpp"
 #include "kernel/skeleton.hpp"
 #include "common.hpp"
 #include "subcommands.hpp"
@@ -41,16 +45,15 @@ constexpr PacketClass kClasses[] = {
 
 // The flow the host opened to 203.0.113.5:443, as egress would record it.
 void insert_reply_flow(const kernel::Datapath& dp) {
-  bpf_map* flows = dp.skeleton()->maps.flows;
-  xdpg_flow_key k{};
-  k.family = 4;
+  bpf_map* flows = dp.skeleton()->maps.flows_v4;
+  xdpg_flow_v4_key k{};
   k.protocol = 6;
   k.local_port = 40001;
   k.remote_port = 443;
   inet_pton(AF_INET, "198.51.100.10", k.local_addr);
   inet_pton(AF_INET, "203.0.113.5", k.remote_addr);
   xdpg_flow_value v{};
-  v.last_seen_ns = v.created_ns = now_ns();
+  v.last_seen_ns = v.created_ns = kernel::clock_now_ns(dp.clock());
   if (int err = bpf_map_update_elem(bpf_map__fd(flows), &k, &v, BPF_ANY))
     die(fmt::format("cannot insert the reply flow: {}", std::strerror(-err)));
 }
@@ -68,6 +71,35 @@ int xdp_filter_fd(const Args& args) {
   int fd = bpf_prog_get_fd_by_id(static_cast<uint32_t>(id));
   if (fd < 0) die(fmt::format("cannot open xdp-filter program id {}", id));
   return fd;
+}
+
+// One frame test-run on every CPU at once (the tracked reply: every CPU
+// refreshes the same flow entry). A datapath writing the entry per packet
+// bounces its cache line between the CPUs. ns/packet of each thread,
+// summarized over threads and runs; empty with a single CPU.
+Summary on_every_cpu(int fd, const std::vector<uint8_t>& f, uint32_t repeat, int runs) {
+  const int ncpu = static_cast<int>(std::thread::hardware_concurrency());
+  std::vector<double> ns;
+  if (ncpu < 2) return summarize(ns);
+  for (int r = 0; r < runs; ++r) {
+    std::vector<double> per(ncpu);
+    std::atomic<int> ready{0};
+    std::vector<std::thread> threads;
+    for (int c = 0; c < ncpu; ++c)
+      threads.emplace_back([&, c] {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(c, &set);
+        sched_setaffinity(0, sizeof(set), &set);  // this thread
+        ready.fetch_add(1);
+        while (ready.load() < ncpu) {
+        }
+        per[c] = test_run_ns(fd, f, repeat);
+      });
+    for (auto& t : threads) t.join();
+    ns.insert(ns.end(), per.begin(), per.end());
+  }
+  return summarize(ns);
 }
 
 std::string spread(const Summary& s) { return fmt::format("{:.2f} [{:.2f}-{:.2f}]", s.median, s.min, s.max); }
@@ -88,6 +120,12 @@ int run_cost(const Args& args) {
   BuiltPolicy nar = build_policy(default_policy_with_set("admin-hosts", "[10.0.0.0/8, \"fd00::/8\"]"));
   Loaded guard_nar = load_datapath(nar.compiled, opts);
   insert_reply_flow(guard.dp);
+  // The same datapath on the precise clock (what kernels before 5.11 get):
+  // the clock's share of the classes that read it.
+  kernel::DatapathOptions precise_opts = opts;
+  precise_opts.precise_clock = true;
+  Loaded guard_precise = load_datapath(def.compiled, precise_opts);
+  insert_reply_flow(guard_precise.dp);
 
   bench_progs* progs = bench_progs__open_and_load();
   if (!progs) die("cannot load bench_progs.bpf.o");
@@ -98,8 +136,8 @@ int run_cost(const Args& args) {
   int filter_fd = xdp_filter_fd(args);
 
   bool held = holds.hold(floor_fd) && holds.hold(guard.dp.prog_fd()) &&
-              holds.hold(guard_nar.dp.prog_fd());
-  if (!args.get("hold-devs").empty() && !held) die("not enough --hold-devs (need 3)");
+              holds.hold(guard_nar.dp.prog_fd()) && holds.hold(guard_precise.dp.prog_fd());
+  if (!args.get("hold-devs").empty() && !held) die("not enough --hold-devs (need 4)");
   // xdp-filter stays attached where it was loaded, so it is already held.
 
   struct Case {
@@ -119,6 +157,11 @@ int run_cost(const Args& args) {
     cases.push_back({"xdpguard", c.name, c.narrowed ? guard_nar.dp.prog_fd() : guard.dp.prog_fd(),
                      f, c.expect, c.mix_weight, {}, {}});
   }
+  for (const char* cls : {"tcp-reply-tracked", "drop-undocumented-port"})
+    for (const auto& c : kClasses)
+      if (std::string(c.name) == cls)
+        cases.push_back({"xdpguard-precise-clock", c.name, guard_precise.dp.prog_fd(),
+                         frame(c.spec), c.expect, 0, {}, {}});
   // Probes: what a tracked reply adds, part by part (see progs.bpf.c).
   {
     xdpg_flow_key k{};
@@ -128,17 +171,27 @@ int run_cost(const Args& args) {
     k.remote_port = 443;
     k.local_addr[0] = 198;
     k.remote_addr[0] = 203;
+    xdpg_flow_v4_key k16{};
+    k16.protocol = 6;
+    k16.local_port = 40001;
+    k16.remote_port = 443;
+    k16.local_addr[0] = 198;
+    k16.remote_addr[0] = 203;
     xdpg_flow_value v{};
-    if (bpf_map_update_elem(bpf_map__fd(progs->maps.probe_flows), &k, &v, BPF_ANY))
-      die("cannot fill probe_flows");
-    for (auto* p : {progs->progs.bench_ktime, progs->progs.bench_flow_lookup})
-      if (!holds.hold(bpf_program__fd(p)) && !args.get("hold-devs").empty())
-        die("not enough --hold-devs (need 5)");
-    cases.push_back({"probe-ktime", "tcp-443-allowed", bpf_program__fd(progs->progs.bench_ktime),
-                     frame(kClasses[0].spec), XDP_DROP, 0, {}, {}});
-    cases.push_back({"probe-flow-lookup", "tcp-443-allowed",
-                     bpf_program__fd(progs->progs.bench_flow_lookup), frame(kClasses[0].spec),
-                     XDP_DROP, 0, {}, {}});
+    if (bpf_map_update_elem(bpf_map__fd(progs->maps.probe_flows), &k, &v, BPF_ANY) ||
+        bpf_map_update_elem(bpf_map__fd(progs->maps.probe_flows16), &k16, &v, BPF_ANY))
+      die("cannot fill the probe flow maps");
+    const std::pair<const char*, bpf_program*> probes[] = {
+        {"probe-ktime", progs->progs.bench_ktime},
+        {"probe-ktime-coarse", progs->progs.bench_ktime_coarse},
+        {"probe-flow-lookup", progs->progs.bench_flow_lookup},
+        {"probe-flow-lookup16", progs->progs.bench_flow_lookup16}};
+    for (auto [name, prog] : probes) {
+      if (!holds.hold(bpf_program__fd(prog)) && !args.get("hold-devs").empty())
+        die("not enough --hold-devs (need 8)");
+      cases.push_back({name, "tcp-443-allowed", bpf_program__fd(prog), frame(kClasses[0].spec),
+                       XDP_DROP, 0, {}, {}});
+    }
   }
   cases.push_back({"floor-unheld", "tcp-443-allowed", bpf_program__fd(unheld->progs.bench_drop),
                    frame(kClasses[0].spec), XDP_DROP, 0, {}, {}});
@@ -211,9 +264,28 @@ int run_cost(const Args& args) {
            {"xdpguard_over_xdp_filter", filter_fd >= 0 ? jnum(stateless[2] / stateless[1]) : "null"}});
   const Summary& uh = med[{"floor-unheld", "tcp-443-allowed"}];
   fmt::print("floor not held attached (includes the XDP dispatcher swap): {}\n", spread(uh));
-  fmt::print("probe: bpf_ktime_get_ns() alone: {}; flow-table lookup + write alone: {}\n",
+  fmt::print("xdpguard clock: {}; on the precise clock: tcp-reply-tracked {}, "
+             "drop-undocumented-port {}\n",
+             kernel::clock_name(guard.dp.clock()),
+             spread(med[{"xdpguard-precise-clock", "tcp-reply-tracked"}]),
+             spread(med[{"xdpguard-precise-clock", "drop-undocumented-port"}]));
+  // Write avoidance (docs/datapath.md 8.2) only shows when CPUs share a flow.
+  const auto reply = frame(kClasses[1].spec);
+  Summary both = on_every_cpu(guard.dp.prog_fd(), reply, repeat, runs);
+  Summary both_precise = on_every_cpu(guard_precise.dp.prog_fd(), reply, repeat, runs);
+  fmt::print("tcp-reply-tracked on every CPU at once, same flow: {} ({} clock); {} (precise "
+             "clock: last_seen written every packet)\n",
+             spread(both), kernel::clock_name(guard.dp.clock()), spread(both_precise));
+  rec.add({{"section", jstr("cost-contended")}, {"class", jstr(kClasses[1].name)},
+           {"median_ns", jnum(both.median)}, {"min_ns", jnum(both.min)}, {"max_ns", jnum(both.max)},
+           {"precise_median_ns", jnum(both_precise.median)},
+           {"precise_min_ns", jnum(both_precise.min)}, {"precise_max_ns", jnum(both_precise.max)}});
+  fmt::print("probe: bpf_ktime_get_ns() alone: {}; bpf_ktime_get_coarse_ns() alone: {}\n",
              spread(med[{"probe-ktime", "tcp-443-allowed"}]),
-             spread(med[{"probe-flow-lookup", "tcp-443-allowed"}]));
+             spread(med[{"probe-ktime-coarse", "tcp-443-allowed"}]));
+  fmt::print("probe: flow-table lookup alone, 40-byte key: {}; 16-byte key: {}\n",
+             spread(med[{"probe-flow-lookup", "tcp-443-allowed"}]),
+             spread(med[{"probe-flow-lookup16", "tcp-443-allowed"}]));
   rec.add({{"section", jstr("cost-ratio")}, {"class", jstr("mix")},
            {"floor_ns", jnum(mix[0])}, {"xdp_filter_ns", filter_fd >= 0 ? jnum(mix[1]) : "null"},
            {"xdpguard_ns", jnum(mix[2])}, {"xdpguard_over_floor", jnum(mix[2] / mix[0])},

@@ -34,10 +34,13 @@ int bench_tx(struct xdp_md *ctx)
 }
 
 /*
- * Probes for the cost note: the two things a tracked reply adds to an allowed
- * packet, each alone. bench_ktime reads the clock once; bench_flow_lookup
- * looks up a fixed key in an LRU hash shaped like xdpguard's flow table and
- * writes the value as a reply does. The agent fills the key's entry first.
+ * Probes for the cost note: what a tracked reply adds to an allowed packet,
+ * each part alone. bench_ktime / bench_ktime_coarse read one clock once;
+ * bench_flow_lookup looks up a fixed key in an LRU hash shaped like
+ * xdpguard's flow table and sets REPLIED as a reply does (a write only when
+ * the bit is missing, as the datapath does); bench_flow_lookup16 does the
+ * same in one shaped like flows_v4 (16-byte key), to price the key size.
+ * The agent fills the keys' entries first.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -46,6 +49,13 @@ struct {
 	__type(value, struct xdpg_flow_value);
 } probe_flows SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XDPG_FLOW_ENTRIES);
+	__type(key, struct xdpg_flow_v4_key);
+	__type(value, struct xdpg_flow_value);
+} probe_flows16 SEC(".maps");
+
 SEC("xdp")
 int bench_ktime(struct xdp_md *ctx)
 {
@@ -53,16 +63,36 @@ int bench_ktime(struct xdp_md *ctx)
 }
 
 SEC("xdp")
+int bench_ktime_coarse(struct xdp_md *ctx)
+{
+	return bpf_ktime_get_coarse_ns() ? XDP_DROP : XDP_PASS;
+}
+
+static __always_inline int bench_replied(struct xdpg_flow_value *v)
+{
+	if (!v)
+		return XDP_PASS;
+	if (!(v->flags & XDPG_FLOW_REPLIED))
+		v->flags |= XDPG_FLOW_REPLIED;
+	return XDP_DROP;
+}
+
+SEC("xdp")
 int bench_flow_lookup(struct xdp_md *ctx)
 {
 	struct xdpg_flow_key k = {.family = 4, .protocol = 6, .local_port = 40001, .remote_port = 443};
-	struct xdpg_flow_value *v;
 
 	k.local_addr[0] = 198;
 	k.remote_addr[0] = 203;
-	v = bpf_map_lookup_elem(&probe_flows, &k);
-	if (!v)
-		return XDP_PASS;
-	v->flags |= XDPG_FLOW_REPLIED;
-	return XDP_DROP;
+	return bench_replied(bpf_map_lookup_elem(&probe_flows, &k));
+}
+
+SEC("xdp")
+int bench_flow_lookup16(struct xdp_md *ctx)
+{
+	struct xdpg_flow_v4_key k = {.local_port = 40001, .remote_port = 443, .protocol = 6};
+
+	k.local_addr[0] = 198;
+	k.remote_addr[0] = 203;
+	return bench_replied(bpf_map_lookup_elem(&probe_flows16, &k));
 }

@@ -172,10 +172,21 @@ def markdown(result, by, scale, out):
                          f"{rr['xdpguard_ns']:.2f} | {rr['xdpguard_over_floor']:.2f} | {xfr} |")
         for prog, label in (("floor-unheld", "bare XDP_DROP not held attached (pays the dispatcher swap)"),
                             ("probe-ktime", "probe: bpf_ktime_get_ns() alone"),
-                            ("probe-flow-lookup", "probe: flow-table lookup + write alone")):
+                            ("probe-ktime-coarse", "probe: bpf_ktime_get_coarse_ns() alone"),
+                            ("probe-flow-lookup", "probe: flow-table lookup (40-byte key) alone"),
+                            ("probe-flow-lookup16", "probe: flow-table lookup (16-byte key) alone")):
             r = next((x for x in by["cost"] if x["program"] == prog), None)
             if r:
                 L.append(f"| {label} | | | | {f(r)} | | |")
+        for r in by["cost-contended"]:
+            L.append(f"| {r['class']} on every CPU at once (same flow) | | | | "
+                     f"{r['median_ns']:.2f} [{r['min_ns']:.2f}-{r['max_ns']:.2f}]; precise clock "
+                     f"{r['precise_median_ns']:.2f} [{r['precise_min_ns']:.2f}-{r['precise_max_ns']:.2f}] | | |")
+        for r in (x for x in by["cost"] if x["program"] == "xdpguard-precise-clock"):
+            fl = cost.get(("floor", r["class"]))
+            if fl:
+                L.append(f"| {r['class']}, xdpguard on the precise clock (bpf_ktime_get_ns) | | | | {f(r)} | "
+                         f"{r['median_ns'] / fl['median_ns']:.2f} | |")
         L.append("")
     if scale:
         L += ["### Scale (median [min-max] ns/packet; times in ms; memlock in KiB)", "",

@@ -95,7 +95,7 @@ load_xdp_filter() {  # NS DEV
 ip netns add $NS_COST
 ip -n $NS_COST link set lo up
 HOLD=""
-for i in 0 1 2 3 4 5; do
+for i in 0 1 2 3 4 5 6 7 8; do
   ip -n $NS_COST link add xgbh$i type veth peer name xgbp$i
   ip -n $NS_COST link set xgbh$i up
   ip -n $NS_COST link set xgbp$i up

@@ -39,6 +39,11 @@ const volatile __u64 tcp_closing_timeout_ns = 30000000000ULL; /* after a FIN or 
 const volatile __u64 udp_timeout_ns = 60000000000ULL;
 /* Audit: decide and count exactly as in enforce mode, pass everything. */
 const volatile __u8 audit_mode = 0;
+/* enum xdpg_clock, chosen by the loader (kernel/probe.cpp): the coarse clock
+ * when the kernel has bpf_ktime_get_coarse_ns for XDP and TC. The verifier
+ * knows the rodata value and drops the branch not taken, so an older kernel
+ * never sees the coarse helper. */
+const volatile __u8 clock_kind = XDPG_CLOCK_PRECISE;
 /* Rule index -> counter/meta slot (maps.h, xdpg_info.rule_slot); identity
  * unless a reload keeps the slots of rules that moved. */
 #define XDPG_SLOTS8(b) b, b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7
@@ -120,12 +125,20 @@ struct {
 	__type(value, struct xdpg_frag_value);
 } frags SEC(".maps");
 
+/* IPv6 flows; IPv4 ones in flows_v4, whose key is 16 bytes (maps.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, XDPG_FLOW_ENTRIES);
 	__type(key, struct xdpg_flow_key);
 	__type(value, struct xdpg_flow_value);
 } flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XDPG_FLOW_ENTRIES);
+	__type(key, struct xdpg_flow_v4_key);
+	__type(value, struct xdpg_flow_value);
+} flows_v4 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -306,44 +319,92 @@ static __always_inline struct xdpg_decision xdpg_choose(__u64 candidates, __u64 
 	return xdpg_drop(XDPG_DROP_PEER_NOT_IN_SET, xdpg_rule_of(candidates));
 }
 
+/* The one clock of flows, fragments and the event bucket (docs/datapath.md
+ * 8.3): CLOCK_MONOTONIC, at tick granularity when coarse. Timeouts are
+ * seconds; the precise clock costs a pvclock/TSC read per call on some
+ * machines (tens of ns on kvm-clock), the coarse one a few loads. */
+static __always_inline __u64 xdpg_now(void)
+{
+	if (clock_kind == XDPG_CLOCK_COARSE)
+		return bpf_ktime_get_coarse_ns();
+	return bpf_ktime_get_ns();
+}
+
 /* ---- flow table (section 8) ---------------------------------------------- */
 
-static __always_inline void xdpg_flow_key(struct xdpg_flow_key *k, int v6, __u8 proto,
+/* A flow's key in the map of its family. */
+struct xdpg_flow_ref {
+	union {
+		struct xdpg_flow_v4_key v4;
+		struct xdpg_flow_key v6;
+	};
+	int is_v6;
+	__u8 protocol;
+};
+
+static __always_inline void xdpg_flow_ref(struct xdpg_flow_ref *r, int v6, __u8 proto,
 					  const __u8 *local, const __u8 *remote, __u16 lport,
 					  __u16 rport)
 {
-	__builtin_memset(k, 0, sizeof(*k));
-	k->family = v6 ? 6 : 4;
-	k->protocol = proto;
-	k->local_port = lport;
-	k->remote_port = rport;
+	r->is_v6 = v6;
+	r->protocol = proto;
 	if (v6) {
+		struct xdpg_flow_key *k = &r->v6;
+
+		k->family = 6;
+		k->protocol = proto;
+		k->local_port = lport;
+		k->remote_port = rport;
+		k->pad = 0;
 		__builtin_memcpy(k->local_addr, local, 16);
 		__builtin_memcpy(k->remote_addr, remote, 16);
 	} else {
+		struct xdpg_flow_v4_key *k = &r->v4;
+
 		__builtin_memcpy(k->local_addr, local, 4);
 		__builtin_memcpy(k->remote_addr, remote, 4);
+		k->local_port = lport;
+		k->remote_port = rport;
+		k->protocol = proto;
+		k->pad[0] = k->pad[1] = k->pad[2] = 0;
 	}
+}
+
+/* One call site per map: the verifier inlines the lookup of a known map. */
+static __always_inline struct xdpg_flow_value *xdpg_flow_lookup(const struct xdpg_flow_ref *r)
+{
+	if (r->is_v6)
+		return bpf_map_lookup_elem(&flows, &r->v6);
+	return bpf_map_lookup_elem(&flows_v4, &r->v4);
+}
+
+static __always_inline long xdpg_flow_insert(const struct xdpg_flow_ref *r,
+					     const struct xdpg_flow_value *v)
+{
+	/* NOEXIST: a racing CPU's insert is not counted twice. */
+	if (r->is_v6)
+		return bpf_map_update_elem(&flows, &r->v6, v, BPF_NOEXIST);
+	return bpf_map_update_elem(&flows_v4, &r->v4, v, BPF_NOEXIST);
 }
 
 /* Younger than its protocol's timeout; a last_seen written by another CPU
  * after `now` was read counts as fresh. */
-static __always_inline int xdpg_flow_fresh(const struct xdpg_flow_key *k,
-					   const struct xdpg_flow_value *v, __u64 now)
+static __always_inline int xdpg_flow_fresh(__u8 protocol, const struct xdpg_flow_value *v,
+					   __u64 now)
 {
-	__u64 timeout = k->protocol == IPPROTO_UDP ? udp_timeout_ns :
+	__u64 timeout = protocol == IPPROTO_UDP ? udp_timeout_ns :
 			v->tcp_state ? tcp_closing_timeout_ns : tcp_established_timeout_ns;
 
 	return now < v->last_seen_ns || now - v->last_seen_ns < timeout;
 }
 
 /* The tracked, unexpired flow with this key, or NULL. */
-static __always_inline struct xdpg_flow_value *xdpg_flow_live(const struct xdpg_flow_key *k,
+static __always_inline struct xdpg_flow_value *xdpg_flow_live(const struct xdpg_flow_ref *r,
 							      __u64 now)
 {
-	struct xdpg_flow_value *v = bpf_map_lookup_elem(&flows, k);
+	struct xdpg_flow_value *v = xdpg_flow_lookup(r);
 
-	if (!v || !xdpg_flow_fresh(k, v, now))
+	if (!v || !xdpg_flow_fresh(r->protocol, v, now))
 		return NULL;
 	return v;
 }
@@ -353,19 +414,34 @@ static __always_inline __u8 xdpg_tcp_state_bits(__u8 tcp_flags, __u8 fin_bit)
 	return ((tcp_flags & TCP_FIN) ? fin_bit : 0) | ((tcp_flags & TCP_RST) ? XDPG_FLOW_RST : 0);
 }
 
+/* A packet of a tracked flow: last_seen moves forward, tcp_state and flags
+ * gain bits. Each field is written only when it changes, so a busy flow (one
+ * clock tick of packets, every bit already set) leaves its entry's cache line
+ * clean instead of bouncing it between the CPUs of both directions. */
+static __always_inline void xdpg_flow_touch(struct xdpg_flow_value *v, __u64 now, __u8 state,
+					    __u8 flags)
+{
+	if (now > v->last_seen_ns)
+		v->last_seen_ns = now;
+	if ((v->tcp_state | state) != v->tcp_state)
+		v->tcp_state |= state;
+	if ((v->flags | flags) != v->flags)
+		v->flags |= flags;
+}
+
 /* Egress, a packet passed on local-initiator rule `rule`: a UDP datagram or a
  * TCP SYN without ACK opens (or reopens) its flow, anything else refreshes a
  * flow that exists. */
 static __always_inline void xdpg_flow_outbound(const struct xdpg_pkt *p, __u32 rule)
 {
-	struct xdpg_flow_key k;
+	struct xdpg_flow_ref r;
 	struct xdpg_flow_value *v;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = xdpg_now();
 	int tcp = p->l4.kind == XDPG_L4_TCP;
 	int opens = !tcp || xdpg_tcp_bare_syn(&p->l4);
 
-	xdpg_flow_key(&k, p->v6, p->l3.proto, p->saddr, p->daddr, p->l4.sport, p->l4.dport);
-	v = bpf_map_lookup_elem(&flows, &k);
+	xdpg_flow_ref(&r, p->v6, p->l3.proto, p->saddr, p->daddr, p->l4.sport, p->l4.dport);
+	v = xdpg_flow_lookup(&r);
 	if (v) {
 		if (tcp && opens) {
 			/* A new connection on a reused tuple starts over. */
@@ -374,9 +450,8 @@ static __always_inline void xdpg_flow_outbound(const struct xdpg_pkt *p, __u32 r
 			v->tcp_state = 0;
 			v->flags = 0;
 		}
-		v->last_seen_ns = now;
-		if (tcp)
-			v->tcp_state |= xdpg_tcp_state_bits(p->l4.tcp_flags, XDPG_FLOW_FIN_LOCAL);
+		xdpg_flow_touch(v, now,
+				tcp ? xdpg_tcp_state_bits(p->l4.tcp_flags, XDPG_FLOW_FIN_LOCAL) : 0, 0);
 		return;
 	}
 	if (opens) {
@@ -388,8 +463,7 @@ static __always_inline void xdpg_flow_outbound(const struct xdpg_pkt *p, __u32 r
 		__u32 zero = 0;
 		struct xdpg_flow_counters *fc;
 
-		/* NOEXIST: a racing CPU's insert is not counted twice. */
-		if (bpf_map_update_elem(&flows, &k, &nv, BPF_NOEXIST) == 0) {
+		if (xdpg_flow_insert(&r, &nv) == 0) {
 			fc = bpf_map_lookup_elem(&flow_counters, &zero);
 			if (fc)
 				fc->inserts += 1;
@@ -404,19 +478,19 @@ static __always_inline void xdpg_flow_outbound(const struct xdpg_pkt *p, __u32 r
 static __always_inline struct xdpg_decision xdpg_ingress_reply(const struct xdpg_pkt *p,
 							       __u64 hits)
 {
-	struct xdpg_flow_key k;
+	struct xdpg_flow_ref r;
 	struct xdpg_flow_value *v;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = xdpg_now();
 	__u32 rule = xdpg_rule_of(hits);
 
-	xdpg_flow_key(&k, p->v6, p->l3.proto, p->daddr, p->saddr, p->l4.dport, p->l4.sport);
-	v = xdpg_flow_live(&k, now);
+	xdpg_flow_ref(&r, p->v6, p->l3.proto, p->daddr, p->saddr, p->l4.dport, p->l4.sport);
+	v = xdpg_flow_live(&r, now);
 	if (!v)
 		return xdpg_drop(XDPG_DROP_NO_FLOW, rule);
-	v->last_seen_ns = now;
-	v->flags |= XDPG_FLOW_REPLIED;
-	if (p->l4.kind == XDPG_L4_TCP)
-		v->tcp_state |= xdpg_tcp_state_bits(p->l4.tcp_flags, XDPG_FLOW_FIN_REMOTE);
+	xdpg_flow_touch(v, now,
+			p->l4.kind == XDPG_L4_TCP ?
+				xdpg_tcp_state_bits(p->l4.tcp_flags, XDPG_FLOW_FIN_REMOTE) : 0,
+			XDPG_FLOW_REPLIED);
 	return xdpg_pass(rule);
 }
 
@@ -437,11 +511,11 @@ static __always_inline struct xdpg_decision xdpg_ingress_icmp(const struct xdpg_
 	}
 	if (egress_mode != XDPG_EGRESS_OFF && xdpg_icmp_is_error(p->v6, p->l4.icmp_type) &&
 	    xdpg_parse_quoted(&p->l3, &p->l4, data_end, p->v6, &q)) {
-		struct xdpg_flow_key k;
+		struct xdpg_flow_ref r;
 		struct xdpg_flow_value *v;
 
-		xdpg_flow_key(&k, p->v6, q.proto, q.saddr, q.daddr, q.sport, q.dport);
-		v = xdpg_flow_live(&k, bpf_ktime_get_ns());
+		xdpg_flow_ref(&r, p->v6, q.proto, q.saddr, q.daddr, q.sport, q.dport);
+		v = xdpg_flow_live(&r, xdpg_now());
 		if (v)
 			return xdpg_pass(v->rule);
 	}
@@ -546,7 +620,7 @@ static __always_inline struct xdpg_decision xdpg_frag_lookup(const struct xdpg_f
 	struct xdpg_frag_value *v = bpf_map_lookup_elem(&frags, key);
 	struct xdpg_decision d;
 
-	if (!v || bpf_ktime_get_ns() - v->seen_ns >= frag_timeout_ns)
+	if (!v || xdpg_now() - v->seen_ns >= frag_timeout_ns)
 		return xdpg_drop(XDPG_DROP_FRAGMENT_ORPHAN, XDPG_NO_RULE);
 	d.rule = v->rule;
 	d.verdict = v->verdict == XDP_PASS ? XDP_PASS : XDP_DROP;
@@ -721,7 +795,7 @@ static __always_inline void xdpg_frag_store(const struct xdpg_frag_record *rec,
 					    const struct xdpg_decision *d)
 {
 	struct xdpg_frag_value v = {
-		.seen_ns = bpf_ktime_get_ns(),
+		.seen_ns = xdpg_now(),
 		.rule = d->rule,
 		.verdict = d->verdict,
 		.reason = d->reason,
@@ -858,10 +932,12 @@ static __always_inline void xdpg_drop_event(struct xdpg_cursor *c, __u32 ifindex
 	lim = bpf_map_lookup_elem(&event_limits, &idx);
 	if (!lim)
 		return;
+	/* The clock is read once per jiffy (maps.h): bpf_jiffies64() is one
+	 * inlined load, cheaper than either clock helper. */
 	now = bpf_jiffies64();
 	if (now != lim->jiffies) {
 		lim->jiffies = now;
-		lim->now_ns = bpf_ktime_get_ns();
+		lim->now_ns = xdpg_now();
 	}
 	now = lim->now_ns;
 	tat = lim->tat_ns > now ? lim->tat_ns : now;

@@ -471,7 +471,7 @@ Decision ReferenceClassifier::choose_ingress(Walk& w) {
       return drop(DropReason::NoFlow, rule);
     }
     FlowState& f = it->second;
-    f.last_seen_ns = w.now;
+    f.last_seen_ns = std::max(f.last_seen_ns, w.now);  // never backwards (8.2)
     f.flags |= XDPG_FLOW_REPLIED;
     if (w.l4 == Walk::L4::Tcp) {
       if (w.tcp_flags & kTcpFin) f.tcp_state |= XDPG_FLOW_FIN_REMOTE;
@@ -621,7 +621,7 @@ void ReferenceClassifier::flow_outbound(const Walk& w, uint32_t rule) {
   }
   FlowState& f = it->second;
   if (tcp && w.bare_syn) f = FlowState{f.last_seen_ns, w.now, rule, 0, 0};  // reused tuple
-  f.last_seen_ns = w.now;
+  f.last_seen_ns = std::max(f.last_seen_ns, w.now);
   if (tcp) {
     if (w.tcp_flags & kTcpFin) f.tcp_state |= XDPG_FLOW_FIN_LOCAL;
     if (w.tcp_flags & kTcpRst) f.tcp_state |= XDPG_FLOW_RST;

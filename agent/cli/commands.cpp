@@ -18,6 +18,7 @@
 #include "compile/compiler.hpp"
 #include "kernel/datapath.hpp"
 #include "kernel/pins.hpp"
+#include "kernel/probe.hpp"
 #include "telemetry/commands.hpp"
 
 namespace xdpguard::cli {
@@ -119,16 +120,18 @@ std::string settings_text(const kernel::DatapathSettings& s) {
   return settings_text(kernel::egress_mode_name(s.egress_mode),
                        s.tcp_established_timeout_ns / kNsPerSecond,
                        s.tcp_closing_timeout_ns / kNsPerSecond, s.udp_timeout_ns / kNsPerSecond,
-                       s.frag_timeout_ns / kNsPerSecond);
+                       s.frag_timeout_ns / kNsPerSecond) +
+         "; clock " + kernel::clock_name(s.clock);
 }
 
 std::string settings_json(const kernel::DatapathSettings& s) {
   return fmt::format(
       "{{\"egress\":{},\"timeouts\":{{\"tcp_established\":{},\"tcp_closing\":{},\"udp\":{},"
-      "\"fragments\":{}}}}}",
+      "\"fragments\":{}}},\"clock\":{}}}",
       json_string(kernel::egress_mode_name(s.egress_mode)),
       s.tcp_established_timeout_ns / kNsPerSecond, s.tcp_closing_timeout_ns / kNsPerSecond,
-      s.udp_timeout_ns / kNsPerSecond, s.frag_timeout_ns / kNsPerSecond);
+      s.udp_timeout_ns / kNsPerSecond, s.frag_timeout_ns / kNsPerSecond,
+      json_string(kernel::clock_name(s.clock)));
 }
 
 std::string rules_json(const std::vector<kernel::RuleStats>& rules) {

@@ -27,6 +27,7 @@ bpf_map* skeleton_map(const gen::xdpguard* skel, MapId id) {
     case MapId::RuleMeta: return skel->maps.rule_meta;
     case MapId::Info: return skel->maps.info;
     case MapId::Flows: return skel->maps.flows;
+    case MapId::FlowsV4: return skel->maps.flows_v4;
     case MapId::FlowCounters: return skel->maps.flow_counters;
     case MapId::RuleFlags: return skel->maps.rule_flags;
     case MapId::EgressRuleCounters: return skel->maps.egress_rule_counters;
@@ -107,9 +108,6 @@ Status configure_peers(bpf_map* map, const Table& table, __u32& probe_count,
 Status check_options(const DatapathOptions& o) {
   if (o.egress_mode > XDPG_EGRESS_ENFORCE)
     return plain_error("invalid egress mode " + std::to_string(o.egress_mode));
-  if (o.frag_timeout_ns == 0 || o.tcp_established_timeout_ns == 0 ||
-      o.tcp_closing_timeout_ns == 0 || o.udp_timeout_ns == 0)
-    return plain_error("datapath timeouts must be positive");
   if (o.flow_table_size == 0) return plain_error("the flow table needs at least one entry");
   return {};
 }
@@ -162,6 +160,7 @@ const char* map_name(MapId id) {
     case MapId::RuleMeta: return "rule_meta";
     case MapId::Info: return "info";
     case MapId::Flows: return "flows";
+    case MapId::FlowsV4: return "flows_v4";
     case MapId::FlowCounters: return "flow_counters";
     case MapId::RuleFlags: return "rule_flags";
     case MapId::EgressRuleCounters: return "egress_rule_counters";
@@ -201,6 +200,8 @@ Result<Datapath> Datapath::load(const compile::CompiledPolicy& policy,
   skel->rodata->tcp_closing_timeout_ns = options.tcp_closing_timeout_ns;
   skel->rodata->udp_timeout_ns = options.udp_timeout_ns;
   skel->rodata->audit_mode = options.audit ? 1 : 0;
+  skel->rodata->clock_kind =
+      options.precise_clock ? uint8_t{XDPG_CLOCK_PRECISE} : probe_datapath_clock();
   if (options.event_rate) {
     uint64_t interval = 1'000'000'000ULL / options.event_rate;
     skel->rodata->event_interval_ns = interval;
@@ -211,8 +212,9 @@ Result<Datapath> Datapath::load(const compile::CompiledPolicy& policy,
   auto slots = slot_table(options, policy.rule_meta.size());
   if (!slots) return slots.error();
   for (uint32_t i = 0; i < XDPG_MAX_RULES; ++i) skel->rodata->rule_slot[i] = (*slots)[i];
-  if (int err = bpf_map__set_max_entries(skel->maps.flows, options.flow_table_size); err)
-    return errno_error(err, "cannot size the flow table");
+  for (bpf_map* flows : {skel->maps.flows, skel->maps.flows_v4})
+    if (int err = bpf_map__set_max_entries(flows, options.flow_table_size); err)
+      return errno_error(err, "cannot size the flow table");
   auto* rodata = skel->rodata;
   if (auto st = configure_peers(skel->maps.peers_v4, policy.peers_v4, rodata->peer_v4_probe_count,
                                 rodata->peer_v4_probes, rodata->peer_v4_default,
@@ -233,8 +235,8 @@ Result<Datapath> Datapath::load(const compile::CompiledPolicy& policy,
   // kernel's limits or memory): name the sizes the policy chose.
   if (int err = gen::xdpguard__load(skel.get()); err)
     return errno_error(err, "the kernel refused the xdpguard object: a map could not be "
-                            "created (flow table " + std::to_string(options.flow_table_size) +
-                            " entries, " + std::to_string(policy.peers_v4.entries.size() +
+                            "created (flow tables " + std::to_string(options.flow_table_size) +
+                            " entries each, " + std::to_string(policy.peers_v4.entries.size() +
                                                           policy.peers_v6.entries.size()) +
                             " peer prefixes) or the verifier rejected a program; libbpf's "
                             "message above says which (-v for details)");
@@ -267,20 +269,22 @@ Result<Datapath> Datapath::load(const compile::CompiledPolicy& policy,
   info.udp_timeout_ns = options.udp_timeout_ns;
   info.frag_timeout_ns = options.frag_timeout_ns;
   info.audit_mode = options.audit ? 1 : 0;
+  info.clock = dp.clock();
   std::copy(slots->begin(), slots->end(), info.rule_slot);
   uint32_t zero = 0;
   if (int err = bpf_map_update_elem(dp.map_fd(MapId::Info), &zero, &info, BPF_ANY); err)
     return errno_error(err, "cannot write info");
   spdlog::debug("datapath loaded: {} rules, {} port slots, {} IPv4 and {} IPv6 prefixes "
-                "({} and {} prefix lengths probed)",
+                "({} and {} prefix lengths probed), {} clock",
                 info.rule_count, policy.port_entries.size(), policy.peers_v4.entries.size(),
                 policy.peers_v6.entries.size(), policy.peers_v4.lengths.size(),
-                policy.peers_v6.lengths.size());
+                policy.peers_v6.lengths.size(), clock_name(info.clock));
   return dp;
 }
 
 int Datapath::prog_fd() const { return bpf_program__fd(skel_->progs.xdpguard_ingress); }
 int Datapath::egress_prog_fd() const { return bpf_program__fd(skel_->progs.xdpguard_egress); }
+uint8_t Datapath::clock() const { return skel_->rodata->clock_kind; }
 int Datapath::map_fd(MapId id) const { return bpf_map__fd(map(id)); }
 bpf_program* Datapath::program() const { return skel_->progs.xdpguard_ingress; }
 bpf_program* Datapath::egress_program() const { return skel_->progs.xdpguard_egress; }
@@ -333,6 +337,7 @@ Status Datapath::reset_state() const {
     if (auto st = clear_reason_counters(map_fd(id)); !st) return st;
   if (auto st = clear_flow_counters(map_fd(MapId::FlowCounters)); !st) return st;
   if (auto st = clear_hash<xdpg_frag_key>(map_fd(MapId::Frags), "frags"); !st) return st;
+  if (auto st = clear_hash<xdpg_flow_v4_key>(map_fd(MapId::FlowsV4), "flows_v4"); !st) return st;
   return clear_hash<xdpg_flow_key>(map_fd(MapId::Flows), "flows");
 }
 

@@ -28,13 +28,14 @@ enum class MapId {
   PortTable, PeersV4, PeersV6, RuleCounters, ReasonCounters, Frags, RuleMeta, Info,
   Flows, FlowCounters, RuleFlags, EgressRuleCounters, EgressReasonCounters,
   Events, EventLimits, TopPorts, TopPeers,  // drop telemetry (agent/telemetry/)
+  FlowsV4,  // IPv4 flows (16-byte key); Flows holds the IPv6 ones
 };
 inline constexpr std::array kAllMaps = {
     MapId::PortTable,   MapId::PeersV4,      MapId::PeersV6,   MapId::RuleCounters,
     MapId::ReasonCounters, MapId::Frags,     MapId::RuleMeta,  MapId::Info,
     MapId::Flows,       MapId::FlowCounters, MapId::RuleFlags, MapId::EgressRuleCounters,
     MapId::EgressReasonCounters, MapId::Events, MapId::EventLimits, MapId::TopPorts,
-    MapId::TopPeers};
+    MapId::TopPeers, MapId::FlowsV4};
 // The map's name in the object, also its pin file name.
 const char* map_name(MapId);
 // Pin file names of the programs (their names in the object).
@@ -43,6 +44,8 @@ inline constexpr const char* kEgressProgramName = "xdpguard_egress";
 
 // Defaults are the BPF object's rodata defaults (bpf/xdpguard.bpf.c).
 struct DatapathOptions {
+  // Timeouts are in ns of the datapath clock; 0 means "already expired"
+  // (docs/datapath.md 8.3; tests use it, policies allow 1 s at least).
   // Lifetime of a first fragment's recorded decision (docs/datapath.md 2.2).
   uint64_t frag_timeout_ns = 30'000'000'000ULL;
   // enum xdpg_egress_mode. With OFF nothing records flows and ingress admits
@@ -52,7 +55,7 @@ struct DatapathOptions {
   uint64_t tcp_established_timeout_ns = 3'600'000'000'000ULL;
   uint64_t tcp_closing_timeout_ns = 30'000'000'000ULL;
   uint64_t udp_timeout_ns = 60'000'000'000ULL;
-  // max_entries of the flows LRU map, set before load.
+  // max_entries of each flows LRU map (IPv4, IPv6), set before load.
   uint32_t flow_table_size = XDPG_FLOW_ENTRIES;
   // Audit mode: decide and count as in enforce mode, pass every packet.
   bool audit = false;
@@ -64,6 +67,9 @@ struct DatapathOptions {
   // (a reload shares counters, flows and fragments with its predecessor).
   // The fds are not owned; the object reuses them with bpf_map__reuse_fd.
   std::vector<std::pair<MapId, int>> reuse_maps;
+  // Use bpf_ktime_get_ns even where the coarse clock exists: the clock older
+  // kernels get (kernel::probe_datapath_clock), for tests and the benchmark.
+  bool precise_clock = false;
   // Drop events per second and burst, per CPU, direction and drop reason
   // (the kernel's token bucket, maps.h event_limits); 0 events/s: none.
   uint32_t event_rate = 10;
@@ -90,6 +96,8 @@ class Datapath {
   bpf_program* egress_program() const;
   bpf_map* map(MapId) const;
   gen::xdpguard* skeleton() const { return skel_.get(); }
+  // enum xdpg_clock the programs were loaded with.
+  uint8_t clock() const;
 
   // Runs the program once on `frame` (BPF_PROG_TEST_RUN); returns the XDP
   // action (XDP_PASS, XDP_DROP, ...). Counters and frags are updated as for

@@ -20,13 +20,19 @@ static_assert(sizeof(xdpg_flow_key) == 40);
 static_assert(offsetof(xdpg_flow_key, local_port) == 2 &&
               offsetof(xdpg_flow_key, remote_port) == 4 && offsetof(xdpg_flow_key, pad) == 6 &&
               offsetof(xdpg_flow_key, local_addr) == 8 && offsetof(xdpg_flow_key, remote_addr) == 24);
+static_assert(sizeof(xdpg_flow_v4_key) == 16);
+static_assert(offsetof(xdpg_flow_v4_key, remote_addr) == 4 &&
+              offsetof(xdpg_flow_v4_key, local_port) == 8 &&
+              offsetof(xdpg_flow_v4_key, remote_port) == 10 &&
+              offsetof(xdpg_flow_v4_key, protocol) == 12);
 static_assert(sizeof(xdpg_flow_value) == 24);
 static_assert(offsetof(xdpg_flow_value, created_ns) == 8 && offsetof(xdpg_flow_value, rule) == 16 &&
               offsetof(xdpg_flow_value, tcp_state) == 20 && offsetof(xdpg_flow_value, flags) == 21);
 static_assert(sizeof(xdpg_flow_counters) == 8);
 static_assert(XDPG_RULE_FLAG_COUNT == 4);
 static_assert(sizeof(xdpg_info) == 216);
-static_assert(offsetof(xdpg_info, audit_mode) == 113 && offsetof(xdpg_info, rule_slot) == 152);
+static_assert(offsetof(xdpg_info, audit_mode) == 113 && offsetof(xdpg_info, clock) == 114 &&
+              offsetof(xdpg_info, rule_slot) == 152);
 static_assert(offsetof(xdpg_info, policy_hash) == 8 && offsetof(xdpg_info, policy_name) == 16 &&
               offsetof(xdpg_info, profile) == 80 && offsetof(xdpg_info, egress_mode) == 112 &&
               offsetof(xdpg_info, flow_table_size) == 116 &&

@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <cerrno>
 #include <cstring>
 
 namespace xdpguard::kernel {
@@ -65,6 +66,42 @@ Result<xdpg_flow_counters> read_flow_counters(int map_fd) {
 
 Status clear_flow_counters(int map_fd) {
   return clear_percpu<xdpg_flow_counters>(map_fd, 1, "flow_counters");
+}
+
+namespace {
+// One map's walk; `Key` is its key type, `widen` turns it into xdpg_flow_key.
+template <typename Key, typename Widen>
+Status walk_flows(int fd, Widen widen,
+                  const std::function<void(const xdpg_flow_key&, const xdpg_flow_value&)>& fn) {
+  Key key{}, next{};
+  const Key* prev = nullptr;
+  while (true) {
+    int err = bpf_map_get_next_key(fd, prev, &next);
+    if (err == -ENOENT) return {};
+    if (err) return errno_error(err, "cannot walk the flow table");
+    xdpg_flow_value value{};
+    if (bpf_map_lookup_elem(fd, &next, &value) == 0) fn(widen(next), value);
+    key = next;
+    prev = &key;
+  }
+}
+}  // namespace
+
+xdpg_flow_key widen_flow_key(const xdpg_flow_v4_key& k) {
+  xdpg_flow_key out{};
+  out.family = 4;
+  out.protocol = k.protocol;
+  out.local_port = k.local_port;
+  out.remote_port = k.remote_port;
+  std::memcpy(out.local_addr, k.local_addr, 4);
+  std::memcpy(out.remote_addr, k.remote_addr, 4);
+  return out;
+}
+
+Status for_each_flow(int v4_fd, int v6_fd,
+                     const std::function<void(const xdpg_flow_key&, const xdpg_flow_value&)>& fn) {
+  if (auto st = walk_flows<xdpg_flow_v4_key>(v4_fd, widen_flow_key, fn); !st) return st;
+  return walk_flows<xdpg_flow_key>(v6_fd, [](const xdpg_flow_key& k) { return k; }, fn);
 }
 
 Result<xdpg_info> read_info(int map_fd) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,14 @@ Status clear_reason_counters(int map_fd);
 // flow_counters: one entry, summed over CPUs.
 Result<xdpg_flow_counters> read_flow_counters(int map_fd);
 Status clear_flow_counters(int map_fd);
+
+// Calls fn(key, value) for every flow of flows_v4 (`v4_fd`) and flows
+// (`v6_fd`), IPv4 keys widened to xdpg_flow_key (family 4, first 4 address
+// bytes). Keys deleted (evicted) during the walk are skipped; an LRU map may
+// restart a walk, so a caller that cares remembers the keys it saw.
+Status for_each_flow(int v4_fd, int v6_fd,
+                     const std::function<void(const xdpg_flow_key&, const xdpg_flow_value&)>& fn);
+xdpg_flow_key widen_flow_key(const xdpg_flow_v4_key&);
 
 Result<xdpg_info> read_info(int map_fd);
 // Entries [0, count) of rule_meta.

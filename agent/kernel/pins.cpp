@@ -452,6 +452,7 @@ Result<OpenPins> open_pins(const std::string& iface, const std::string& pin_root
         break;
       case MapId::FlowCounters: value = sizeof(xdpg_flow_counters); break;
       case MapId::Flows: key = sizeof(xdpg_flow_key), value = sizeof(xdpg_flow_value); break;
+      case MapId::FlowsV4: key = sizeof(xdpg_flow_v4_key), value = sizeof(xdpg_flow_value); break;
       default: return plain_error(std::string("no shape check for map ") + map_name(id));
     }
     if (auto st = check_map_shape(fd.get(), map_name(id), key, value, entries); !st)
@@ -462,34 +463,22 @@ Result<OpenPins> open_pins(const std::string& iface, const std::string& pin_root
 }
 
 DatapathSettings settings_of(const xdpg_info& info) {
-  return DatapathSettings{info.egress_mode, info.tcp_established_timeout_ns,
-                          info.tcp_closing_timeout_ns, info.udp_timeout_ns, info.frag_timeout_ns};
+  return DatapathSettings{info.egress_mode,    info.tcp_established_timeout_ns,
+                          info.tcp_closing_timeout_ns, info.udp_timeout_ns,
+                          info.frag_timeout_ns, info.clock};
 }
 
-Result<uint32_t> max_entries_of(int fd) {
-  bpf_map_info info{};
-  uint32_t len = sizeof(info);
-  if (int err = bpf_obj_get_info_by_fd(fd, &info, &len); err)
-    return errno_error(err, "cannot inspect map flows");
-  return info.max_entries;
-}
-
-// Calls `fn(key, value)` for every flow. Keys deleted (evicted) during the
-// walk are skipped; an LRU map may restart the walk, so keys seen once are
-// remembered by the caller if it cares.
-template <typename Fn>
-Status for_each_flow(int fd, Fn&& fn) {
-  xdpg_flow_key key{}, next{};
-  const xdpg_flow_key* prev = nullptr;
-  while (true) {
-    int err = bpf_map_get_next_key(fd, prev, &next);
-    if (err == -ENOENT) return {};
-    if (err) return errno_error(err, "cannot walk the flow table");
-    xdpg_flow_value value{};
-    if (bpf_map_lookup_elem(fd, &next, &value) == 0) fn(next, value);
-    key = next;
-    prev = &key;
+// max_entries of flows_v4 and flows together.
+Result<uint64_t> flow_capacity(int v4_fd, int v6_fd) {
+  uint64_t sum = 0;
+  for (int fd : {v4_fd, v6_fd}) {
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    if (int err = bpf_obj_get_info_by_fd(fd, &info, &len); err)
+      return errno_error(err, "cannot inspect the flow maps");
+    sum += info.max_entries;
   }
+  return sum;
 }
 
 // Rules in policy order; rule i's meta and counters live at its slot.
@@ -509,12 +498,6 @@ std::vector<ReasonStats> reason_stats(const std::vector<xdpg_reason_counters>& c
   for (int r = 1; r < XDPG_DROP_REASON_COUNT; ++r)
     out.push_back(ReasonStats{static_cast<DropReason>(r), counts[r]});
   return out;
-}
-
-uint64_t monotonic_now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
 }
 
 }  // namespace
@@ -544,7 +527,7 @@ Result<PinnedStats> read_stats(const std::string& iface, const std::string& pin_
   auto pins = open_pins(iface, pin_root,
                         {MapId::RuleMeta, MapId::RuleCounters, MapId::ReasonCounters,
                          MapId::EgressRuleCounters, MapId::EgressReasonCounters, MapId::Flows,
-                         MapId::FlowCounters});
+                         MapId::FlowCounters, MapId::FlowsV4});
   if (!pins) return pins.error();
   const auto& fds = pins->fds;
   const xdpg_info& info = pins->info;
@@ -561,10 +544,12 @@ Result<PinnedStats> read_stats(const std::string& iface, const std::string& pin_
   if (!egress_reason_counts) return egress_reason_counts.error();
   auto flow_counts = read_flow_counters(fds[6].get());
   if (!flow_counts) return flow_counts.error();
-  auto capacity = max_entries_of(fds[5].get());
+  auto capacity = flow_capacity(fds[7].get(), fds[5].get());
   if (!capacity) return capacity.error();
   uint64_t entries = 0;
-  if (auto st = for_each_flow(fds[5].get(), [&](const auto&, const auto&) { ++entries; }); !st)
+  if (auto st = for_each_flow(fds[7].get(), fds[5].get(),
+                              [&](const auto&, const auto&) { ++entries; });
+      !st)
     return st.error();
 
   PinnedStats out;
@@ -604,21 +589,22 @@ Result<PinnedStats> read_stats(const std::string& iface, const std::string& pin_
 }
 
 Result<FlowTable> read_flows(const std::string& iface, const std::string& pin_root) {
-  auto pins = open_pins(iface, pin_root, {MapId::RuleMeta, MapId::Flows});
+  auto pins = open_pins(iface, pin_root, {MapId::RuleMeta, MapId::Flows, MapId::FlowsV4});
   if (!pins) return pins.error();
   // Flows carry the slot of their rule (bpf/xdpguard.bpf.c, xdpg_rule_of).
   auto meta = read_rule_meta(pins->fds[0].get(), XDPG_MAX_RULES);
   if (!meta) return meta.error();
-  auto capacity = max_entries_of(pins->fds[1].get());
+  auto capacity = flow_capacity(pins->fds[2].get(), pins->fds[1].get());
   if (!capacity) return capacity.error();
 
   FlowTable out;
   out.iface = iface;
   out.settings = settings_of(pins->info);
   out.capacity = *capacity;
-  const uint64_t now = monotonic_now_ns();
-  auto st = for_each_flow(pins->fds[1].get(), [&](const xdpg_flow_key& k,
-                                                  const xdpg_flow_value& v) {
+  // The datapath's own clock: the coarse one lags the precise one by up to a tick.
+  const uint64_t now = clock_now_ns(out.settings.clock);
+  auto st = for_each_flow(pins->fds[2].get(), pins->fds[1].get(), [&](const xdpg_flow_key& k,
+                                                                    const xdpg_flow_value& v) {
     FlowEntry e;
     e.key = k;
     e.value = v;

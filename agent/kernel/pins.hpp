@@ -79,12 +79,13 @@ struct DatapathSettings {
   uint64_t tcp_closing_timeout_ns = 0;
   uint64_t udp_timeout_ns = 0;
   uint64_t frag_timeout_ns = 0;
+  uint8_t clock = XDPG_CLOCK_PRECISE;  // enum xdpg_clock of the times in flows and frags
 };
 const char* egress_mode_name(uint8_t mode);  // "off", "track", "enforce"
 
 struct FlowTableStats {
-  uint64_t entries = 0;   // keys now in `flows`
-  uint64_t capacity = 0;  // max_entries
+  uint64_t entries = 0;   // keys now in flows_v4 and flows
+  uint64_t capacity = 0;  // max_entries of flows_v4 and flows together
   uint64_t inserts = 0;   // flow_counters.inserts
   // inserts - entries (the agent deletes no flows; docs/datapath.md 8.5).
   uint64_t evictions = 0;
@@ -111,8 +112,8 @@ struct PinnedStats {
 Result<PinnedStats> read_stats(const std::string& iface,
                                const std::string& pin_root = kDefaultPinRoot);
 
-// docs/datapath.md 8.3, with the datapath's clock (CLOCK_MONOTONIC, as
-// bpf_ktime_get_ns).
+// docs/datapath.md 8.3; `now_ns` on the datapath's clock (settings.clock,
+// kernel::clock_now_ns).
 uint64_t flow_timeout_ns(const xdpg_flow_key&, const xdpg_flow_value&, const DatapathSettings&);
 bool flow_live(const xdpg_flow_key&, const xdpg_flow_value&, const DatapathSettings&,
                uint64_t now_ns);

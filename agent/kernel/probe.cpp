@@ -3,10 +3,13 @@
 #include <bpf/libbpf.h>
 #include <linux/magic.h>
 #include <sys/vfs.h>
+#include <time.h>
 
 #include <cerrno>
 #include <filesystem>
 #include <vector>
+
+#include "xdpguard/maps.h"
 
 namespace xdpguard::kernel {
 
@@ -32,6 +35,26 @@ Status probe_bpf_features() {
   for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
   return plain_error("this kernel lacks " + list + "; xdpguard needs " + kMinimumKernel +
                      " or newer");
+}
+
+uint8_t probe_datapath_clock() {
+  static const uint8_t clock = [] {
+    for (auto type : {BPF_PROG_TYPE_XDP, BPF_PROG_TYPE_SCHED_CLS})
+      if (libbpf_probe_bpf_helper(type, BPF_FUNC_ktime_get_coarse_ns, nullptr) != 1)
+        return static_cast<uint8_t>(XDPG_CLOCK_PRECISE);
+    return static_cast<uint8_t>(XDPG_CLOCK_COARSE);
+  }();
+  return clock;
+}
+
+const char* clock_name(uint8_t clock) {
+  return clock == XDPG_CLOCK_COARSE ? "coarse" : "precise";
+}
+
+uint64_t clock_now_ns(uint8_t clock) {
+  timespec ts{};
+  clock_gettime(clock == XDPG_CLOCK_COARSE ? CLOCK_MONOTONIC_COARSE : CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
 }
 
 Status check_bpffs(const std::string& path) {

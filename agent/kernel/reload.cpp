@@ -28,7 +28,7 @@ namespace {
 // The state both generations share; the rest of the maps belong to one policy.
 constexpr std::array kSharedMaps = {
     MapId::RuleCounters,       MapId::ReasonCounters, MapId::EgressRuleCounters,
-    MapId::EgressReasonCounters, MapId::Flows,        MapId::FlowCounters,
+    MapId::EgressReasonCounters, MapId::Flows,        MapId::FlowsV4, MapId::FlowCounters,
     MapId::Frags,              MapId::RuleMeta,
     // Drop telemetry: the agent keeps reading the same ring buffer.
     MapId::Events, MapId::EventLimits, MapId::TopPorts, MapId::TopPeers};

@@ -81,6 +81,14 @@ enum xdpg_egress_mode {
 	XDPG_EGRESS_ENFORCE = 2, /* egress drops what no rule allows */
 };
 
+/* rodata clock_kind: the clock of flows, fragments and the event bucket
+ * (docs/datapath.md 8.3). Both are CLOCK_MONOTONIC; userspace comparing with
+ * a datapath time reads the matching clock_gettime clock (xdpg_info.clock). */
+enum xdpg_clock {
+	XDPG_CLOCK_PRECISE = 0, /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	XDPG_CLOCK_COARSE = 1,  /* bpf_ktime_get_coarse_ns() (5.11+): CLOCK_MONOTONIC_COARSE, one tick */
+};
+
 /* Peer sets (docs/datapath.md 5.4). peers_v4 / peers_v6: HASH maps keyed by
  * a prefix length and the address masked to it; the value is the __u64 mask
  * of the rules whose peer set contains that prefix, with the masks of every
@@ -141,7 +149,7 @@ struct xdpg_frag_key {
 };
 
 struct xdpg_frag_value {
-	__u64 seen_ns;   /* bpf_ktime_get_ns() when the first fragment passed */
+	__u64 seen_ns;   /* datapath clock (enum xdpg_clock) when the first fragment passed */
 	__u32 rule;      /* XDPG_NO_RULE when not attributed */
 	__u8 verdict;    /* XDP_PASS or XDP_DROP */
 	__u8 reason;     /* enum xdpg_drop_reason */
@@ -149,11 +157,24 @@ struct xdpg_frag_value {
 };
 #define XDPG_FRAG_ENTRIES 8192
 
-/* flows: LRU_HASH, shared by both programs (not per-CPU: a flow's egress
- * and ingress packets may run on different CPUs). Keyed as the host sees the
- * flow, whichever way the packet goes: egress keys it by (saddr, daddr,
- * sport, dport), ingress by (daddr, saddr, dport, sport). Only flows the
- * host opens under a rule whose initiator is local or both are recorded. */
+/* flows (IPv6) and flows_v4 (IPv4): LRU_HASH maps shared by both programs
+ * (not per-CPU: a flow's egress and ingress packets may run on different
+ * CPUs), each of flow_table_size entries. Keyed as the host sees the flow,
+ * whichever way the packet goes: egress keys it by (saddr, daddr, sport,
+ * dport), ingress by (daddr, saddr, dport, sport). Only flows the host opens
+ * under a rule whose initiator is local or both are recorded. IPv4 has its
+ * own 16-byte key: hashing and comparing the 40-byte one cost a tracked
+ * reply ~15 ns more (bench/RESULTS.md). The agent shows both as
+ * xdpg_flow_key (family 4: the first 4 address bytes). */
+struct xdpg_flow_v4_key {
+	__u8 local_addr[4];  /* network order */
+	__u8 remote_addr[4];
+	__u16 local_port;    /* host order */
+	__u16 remote_port;
+	__u8 protocol;       /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 pad[3];         /* zero */
+};
+
 struct xdpg_flow_key {
 	__u8 family;        /* 4 or 6 */
 	__u8 protocol;      /* IPPROTO_TCP or IPPROTO_UDP */
@@ -172,7 +193,7 @@ struct xdpg_flow_key {
 #define XDPG_FLOW_REPLIED 0x01    /* at least one reply was admitted */
 
 struct xdpg_flow_value {
-	__u64 last_seen_ns; /* bpf_ktime_get_ns() of the last packet either way */
+	__u64 last_seen_ns; /* datapath clock (enum xdpg_clock) of the last packet either way */
 	__u64 created_ns;   /* when egress recorded it */
 	__u32 rule;         /* rule index the flow was opened under */
 	__u8 tcp_state;     /* XDPG_FLOW_FIN_* / XDPG_FLOW_RST; 0 for UDP */
@@ -182,10 +203,10 @@ struct xdpg_flow_value {
 #define XDPG_FLOW_ENTRIES 65536
 
 /* flow_counters: PERCPU_ARRAY[1]. LRU eviction has no hook on 5.14, so the
- * agent derives it: evictions = inserts - entries in `flows` - entries the
- * agent itself deleted. */
+ * agent derives it: evictions = inserts - entries in flows and flows_v4 -
+ * entries the agent itself deleted. */
 struct xdpg_flow_counters {
-	__u64 inserts; /* new keys added to `flows` by egress */
+	__u64 inserts; /* new keys added to flows or flows_v4 by egress */
 };
 
 /* rule_flags: ARRAY[XDPG_RULE_FLAG_COUNT] of __u64, written by the agent.
@@ -220,8 +241,9 @@ struct xdpg_info {
 	 * judge flows with the datapath's own timeouts. */
 	__u8 egress_mode;     /* enum xdpg_egress_mode */
 	__u8 audit_mode;      /* 1: drops are counted (would-drop) but passed */
-	__u8 pad[2];
-	__u32 flow_table_size; /* max_entries of `flows` */
+	__u8 clock;           /* enum xdpg_clock (0, precise, in pins older than the field) */
+	__u8 pad;
+	__u32 flow_table_size; /* max_entries of flows and of flows_v4, each */
 	__u64 tcp_established_timeout_ns;
 	__u64 tcp_closing_timeout_ns;
 	__u64 udp_timeout_ns;
@@ -270,9 +292,10 @@ struct xdpg_event_limit {
 	__u64 emitted;    /* events submitted to the ring buffer */
 	__u64 suppressed; /* drops not reported: over the rate, or the ring buffer full */
 	__u64 pending;    /* suppressed since the last event on this CPU (goes into it) */
-	/* bpf_ktime_get_ns() costs tens of ns on some clocksources: the bucket
-	 * reads it once per jiffy and otherwise uses the cached value, which
-	 * lags by at most a tick and so only ever makes the limit stricter. */
+	/* The datapath clock (enum xdpg_clock) costs a helper call, tens of ns
+	 * for the precise one on some clocksources: the bucket reads it once
+	 * per jiffy and otherwise uses the cached value, which lags by at most
+	 * a tick and so only ever makes the limit stricter. */
 	__u64 jiffies;
 	__u64 now_ns;
 };

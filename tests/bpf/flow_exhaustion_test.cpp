@@ -63,22 +63,20 @@ std::vector<uint8_t> frame(bool outbound, PacketSpec::L4 l4, uint16_t host_port,
   return classify::build_frame(s);
 }
 
-uint64_t flow_entries(int fd) {
-  xdpg_flow_key key{}, next{};
+// Both flow maps, as `xdpguard stats` counts them.
+uint64_t flow_entries(const kernel::Datapath& dp) {
   uint64_t n = 0;
-  const void* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    ++n;
-    key = next;
-    prev = &key;
-  }
+  auto st = kernel::for_each_flow(dp.map_fd(kernel::MapId::FlowsV4),
+                                  dp.map_fd(kernel::MapId::Flows),
+                                  [&](const auto&, const auto&) { ++n; });
+  EXPECT_TRUE(st.ok());
   return n;
 }
 
+// `fd`: flows_v4 (the flows here are IPv4).
 bool has_flow(int fd, uint8_t proto, uint16_t host_port, uint16_t peer_port,
               const std::array<uint8_t, 16>& peer_addr) {
-  xdpg_flow_key k{};
-  k.family = 4;
+  xdpg_flow_v4_key k{};
   k.protocol = proto;
   k.local_port = host_port;
   k.remote_port = peer_port;
@@ -98,7 +96,7 @@ TEST(FlowExhaustion, ActiveFlowSurvivesAFloodAndEvictionsAreCounted) {
   options.flow_table_size = kTableSize;
   auto dp = kernel::Datapath::load(compile::compile(std::get<policy::RuleSet>(selected)), options);
   ASSERT_TRUE(dp.ok()) << dp.error().message;
-  const int flows = dp->map_fd(kernel::MapId::Flows);
+  const int flows = dp->map_fd(kernel::MapId::FlowsV4);
   const int counters = dp->map_fd(kernel::MapId::FlowCounters);
 
   auto egress = [&](const std::vector<uint8_t>& f) {
@@ -166,7 +164,7 @@ TEST(FlowExhaustion, ActiveFlowSurvivesAFloodAndEvictionsAreCounted) {
   // Evictions: every flood packet and the three first flows were new keys.
   auto inserts = kernel::read_flow_counters(counters);
   ASSERT_TRUE(inserts.ok()) << inserts.error().message;
-  const uint64_t entries = flow_entries(flows);
+  const uint64_t entries = flow_entries(*dp);
   EXPECT_EQ(inserts->inserts, kFlood + 3);
   EXPECT_LE(entries, kTableSize);
   EXPECT_GT(entries, kTableSize / 2);  // evicted as needed, not flushed

@@ -44,6 +44,7 @@
 #include "kernel/libbpf_log.hpp"
 #include "kernel/maps_io.hpp"
 #include "kernel/pins.hpp"
+#include "kernel/probe.hpp"
 #include "policy/parser.hpp"
 
 #include <linux/pkt_cls.h>
@@ -204,13 +205,9 @@ TEST(DatapathLoad, TestRunDecidesAndCountsPerRuleAndReason) {
 
 size_t flow_count(const Datapath& dp) {
   size_t n = 0;
-  xdpg_flow_key key{}, next{};
-  const void* prev = nullptr;
-  while (bpf_map_get_next_key(dp.map_fd(MapId::Flows), prev, &next) == 0) {
-    ++n;
-    key = next;
-    prev = &key;
-  }
+  auto st = for_each_flow(dp.map_fd(MapId::FlowsV4), dp.map_fd(MapId::Flows),
+                          [&](const auto&, const auto&) { ++n; });
+  EXPECT_TRUE(st.ok());
   return n;
 }
 
@@ -224,6 +221,7 @@ TEST(DatapathLoad, EgressTestRunOptionsAndReset) {
   auto dp = Datapath::load(flow_policy(), options);
   ASSERT_TRUE(dp.ok()) << dp.error().message;
   EXPECT_EQ(bpf_map__max_entries(dp->map(MapId::Flows)), 4096u);
+  EXPECT_EQ(bpf_map__max_entries(dp->map(MapId::FlowsV4)), 4096u);
   auto info = read_info(dp->map_fd(MapId::Info));
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->egress_mode, XDPG_EGRESS_ENFORCE);
@@ -267,6 +265,39 @@ TEST(DatapathLoad, EgressTestRunOptionsAndReset) {
 
   options.flow_table_size = 0;
   EXPECT_FALSE(Datapath::load(flow_policy(), options).ok());
+}
+
+// The flow times are on the clock the datapath reports (info.clock), read
+// from userspace with clock_now_ns: what `xdpguard flows` computes ages with.
+// The coarse clock lags the precise one by up to a tick, so a mismatch puts
+// last_seen outside [before, after]. Both clocks: the precise one is what
+// kernels without bpf_ktime_get_coarse_ns run.
+TEST(DatapathLoad, FlowTimesAreOnTheReportedClock) {
+  for (bool precise : {false, true}) {
+    SCOPED_TRACE(precise ? "precise clock forced" : "clock of this kernel");
+    DatapathOptions options;
+    options.precise_clock = precise;
+    auto dp = Datapath::load(flow_policy(), options);
+    ASSERT_TRUE(dp.ok()) << dp.error().message;
+    EXPECT_EQ(dp->clock(), precise ? XDPG_CLOCK_PRECISE : probe_datapath_clock());
+    auto info = read_info(dp->map_fd(MapId::Info));
+    ASSERT_TRUE(info.ok());
+    EXPECT_EQ(info->clock, dp->clock());
+
+    auto ntp = frame("udp 10.0.0.1:40123 -> 10.0.0.2:123");
+    const uint64_t before = clock_now_ns(dp->clock());
+    ASSERT_EQ(*dp->test_run_egress(ntp), TC_ACT_OK);
+    const uint64_t after = clock_now_ns(dp->clock());
+    xdpg_flow_v4_key key{};
+    ASSERT_EQ(bpf_map_get_next_key(dp->map_fd(MapId::FlowsV4), nullptr, &key), 0);
+    xdpg_flow_value v{};
+    ASSERT_EQ(bpf_map_lookup_elem(dp->map_fd(MapId::FlowsV4), &key, &v), 0);
+    EXPECT_GE(v.last_seen_ns, before);
+    EXPECT_LE(v.last_seen_ns, after);
+    EXPECT_EQ(v.created_ns, v.last_seen_ns);
+    // The reply is admitted on the same clock.
+    EXPECT_EQ(run(*dp, frame("udp 10.0.0.2:123 -> 10.0.0.1:40123")), XDP_PASS);
+  }
 }
 
 TEST(DatapathLoad, DefaultPolicyCompilesLoadsAndAdmitsHttps) {
@@ -476,7 +507,8 @@ TEST_F(AttachTest, PinsStatsAndDetach) {
   EXPECT_TRUE(stats->egress_attached);
   EXPECT_EQ(stats->settings.egress_mode, XDPG_EGRESS_ENFORCE);
   EXPECT_EQ(stats->settings.udp_timeout_ns, 60'000'000'000ULL);
-  EXPECT_EQ(stats->flow_table.capacity, uint64_t{XDPG_FLOW_ENTRIES});
+  EXPECT_EQ(stats->settings.clock, probe_datapath_clock());
+  EXPECT_EQ(stats->flow_table.capacity, 2 * uint64_t{XDPG_FLOW_ENTRIES});  // flows_v4 + flows
   EXPECT_EQ(stats->egress_rules.size(), 2u);
   EXPECT_EQ(stats->egress_reasons.size(), size_t{XDPG_DROP_REASON_COUNT - 1});
 
