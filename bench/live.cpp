@@ -45,7 +45,9 @@ bool parse_mac(const std::string& s, uint8_t* out) {
 
 // Loads `--prog` (xdpguard | drop | pass) and attaches it in native mode to
 // `--dev`. The attachment outlives this process (netlink, no bpf_link);
-// `ip link set DEV xdp off` removes it.
+// `ip link set DEV xdp off` removes it. For xdpguard, `--peer-set NAME
+// --set-file FILE` replaces that peer set of the default policy by the
+// prefixes in FILE (one per line).
 int run_attach(const Args& args) {
   int idx = ifindex_of(args.get("dev"));
   std::string which = args.get("prog");
@@ -55,7 +57,10 @@ int run_attach(const Args& args) {
   if (which == "xdpguard") {
     kernel::DatapathOptions opts;
     opts.egress_mode = XDPG_EGRESS_ENFORCE;
-    BuiltPolicy b = build_policy(kDefaultPolicyYaml);
+    BuiltPolicy b = args.has("peer-set")
+                        ? build_policy(default_policy_with_set(args.get("peer-set"),
+                                                               args.get("set-file"), true))
+                        : build_policy(kDefaultPolicyYaml);
     guard.emplace(load_datapath(b.compiled, opts));
     fd = guard->dp.prog_fd();
   } else if (which == "drop" || which == "pass") {
@@ -123,6 +128,13 @@ int run_filter_ports(const Args&) {
     }
   }
   for (const auto& [proto, mode, port] : out) fmt::print("{} {} {}\n", proto, mode, port);
+  return 0;
+}
+
+// The policy built into xdpguard (and this tool), for the agent benchmark's
+// policy file.
+int run_default_policy(const Args&) {
+  fmt::print("{}", kDefaultPolicyYaml);
   return 0;
 }
 

@@ -28,10 +28,15 @@ def main():
     recs = load(raw_path)
     by = defaultdict(list)
     for r in recs:
-        by[r["section"]].append(r)
-    result = {"machine": (by["machine"] or [{}])[0], "control": by["control"], "cost": by["cost"],
+        # veth records of the set comparison are their own section.
+        by["veth-set" if r["section"] == "veth" and r.get("group") == "set" else r["section"]].append(r)
+    machine = dict((by["machine"] or [{}])[0])
+    machine.update((by["machine-end"] or [{}])[0])
+    machine.pop("section", None)
+    result = {"machine": machine, "control": by["control"], "cost": by["cost"],
               "cost_ratio": by["cost-ratio"], "scale": by["scale"], "nft_set": by["nft-set"],
-              "veth_runs": by["veth"], "veth": [], "targets": []}
+              "veth_runs": by["veth"], "veth": [], "veth_set_runs": by["veth-set"],
+              "veth_set": veth_sets(by["veth-set"]), "agent": by["agent"], "targets": []}
     targets = result["targets"]
 
     # ---- cost
@@ -120,6 +125,22 @@ def main():
                             "value": t / 1000, "met": t < 1000,
                             "parse_s": sizes[hi]["parse_ms"] / 1000})
 
+    # ---- per packet against sets on veth (the issue's targets, applied to
+    # the set comparison: flat cost, and >= 5x nftables' input chain)
+    vs = result["veth_set"]
+    for fam in sorted({r["family"] for r in vs}):
+        rows = sorted((r for r in vs if r["family"] == fam and r["impl"] == "xdpguard"), key=lambda r: r["size"])
+        if len(rows) > 1 and rows[0]["rx_ns_median"] and rows[-1]["rx_ns_median"]:
+            ratio = rows[-1]["rx_ns_median"] / rows[0]["rx_ns_median"]
+            targets.append({"target": f"veth set v{fam}: xdpguard cost at {rows[-1]['size']} <= 1.3x cost at {rows[0]['size']}",
+                            "value": ratio, "met": ratio <= 1.3})
+        worst = [r for r in vs if r["family"] == fam and r["impl"] == "nftables input" and r.get("over_xdpguard")]
+        if worst:
+            w = min(worst, key=lambda r: r["over_xdpguard"])
+            targets.append({"target": f"veth set v{fam}: nftables input cost / xdpguard's >= 5 at every size",
+                            "value": w["over_xdpguard"], "worst_class": f"size {w['size']}",
+                            "met": w["over_xdpguard"] >= 5})
+
     json.dump(result, open(f"{out}/results.json", "w"), indent=1)
 
     # ---- printout
@@ -129,6 +150,13 @@ def main():
         for v in result["veth"]:
             print(f"  {v['case']:<30} {v['disposed_per_s_median'] / 1e6:>9.2f} M {v['rx_ns_per_packet_median'] or 0:>10.1f}"
                   f" {v['rx_cpu_share_median'] * 100:>6.0f}% {v.get('rx_cost_over_floor', 0):>10.2f} {v.get('rate_over_floor', 0):>10.2f} {v.get('rx_ns_over_floor', 0):>14.1f}")
+        print()
+    if result["veth_set"]:
+        print("Per packet against sets on veth (receive ns/packet, median of rounds; ratios within a round):")
+        print(f"  {'family':<6} {'size':>7} {'impl':<24} {'rx ns/pkt':>10} {'cost/floor':>10} {'/ xdpguard':>10}")
+        for r in result["veth_set"]:
+            print(f"  IPv{r['family']:<4} {r['size']:>7} {r['impl']:<24} {r['rx_ns_median'] or 0:>10.1f} "
+                  f"{r.get('over_floor') or 0:>10.2f} {r.get('over_xdpguard') or 0:>10.2f}")
         print()
     print("Targets:")
     for t in targets:
@@ -141,12 +169,43 @@ def main():
     markdown(result, by, scale, out)
 
 
+def round_ratios(runs, num, den):
+    """Median [min, max] over rounds of num's rx ns/packet / den's, within a round."""
+    rounds = defaultdict(dict)
+    for r in runs:
+        rounds[r["run"]][r["case"]] = r
+    out = [rd[num]["rx_ns_per_packet"] / rd[den]["rx_ns_per_packet"] for rd in rounds.values()
+           if num in rd and den in rd and rd[num]["rx_ns_per_packet"] and rd[den]["rx_ns_per_packet"]]
+    return (med(out), min(out), max(out)) if out else (None, None, None)
+
+
+def veth_sets(runs):
+    """One row per (family, size, implementation) of the set comparison."""
+    cases = defaultdict(list)
+    for r in runs:
+        if "impl" in r:
+            cases[(r["family"], r["size"], r["impl"])].append(r)
+    rows = []
+    for (fam, size, impl), rs in sorted(cases.items()):
+        ns = [r["rx_ns_per_packet"] for r in rs if r["rx_ns_per_packet"]]
+        name = rs[0]["case"]
+        row = {"family": fam, "size": size, "impl": impl, "case": name, "runs": len(rs),
+               "rx_ns_median": med(ns), "rx_ns_min": min(ns) if ns else None, "rx_ns_max": max(ns) if ns else None,
+               "disposed_per_s_median": med([r["disposed_per_s"] for r in rs])}
+        row["over_floor"], row["over_floor_min"], row["over_floor_max"] = round_ratios(runs, name, "bare XDP_DROP")
+        guard = f"set v{fam} {size}: xdpguard"
+        if impl != "xdpguard":
+            row["over_xdpguard"], row["over_xdpguard_min"], row["over_xdpguard_max"] = round_ratios(runs, name, guard)
+        rows.append(row)
+    return rows
+
+
 def markdown(result, by, scale, out):
     """bench/results/summary.md: the tables of this run, for RESULTS.md."""
     m = result["machine"]
     L = [f"Run of {m.get('date', '?')}: kernel {m.get('kernel', '?')}, {m.get('cpu', '?')}, "
          f"{m.get('vcpus', '?')} vCPU, {m.get('mem_mib', '?')} MiB, clocksource {m.get('clocksource', '?')}, "
-         f"load average at start {' '.join(m.get('loadavg_start', []))}.", ""]
+         f"load average at start {' '.join(m.get('loadavg_start', []))}, at end {m.get('loadavg_end', '?')}.", ""]
     cost = {(r["program"], r["class"]): r for r in by["cost"]}
     ratios = {r["class"]: r for r in by["cost-ratio"]}
     if cost:
@@ -202,6 +261,37 @@ def markdown(result, by, scale, out):
             rs = "-" if rt is None else "%.2f [%.2f-%.2f]" % (rt, v["rate_over_floor_min"], v["rate_over_floor_max"])
             L.append(f"| {v['case']} | {v['disposed_per_s_median'] / 1e6:.2f} M | {v['rx_ns_per_packet_median']:.1f} | "
                      f"{v['rx_cpu_share_median'] * 100:.0f}% | {cs} | {rs} | {v.get('rx_ns_over_floor') or 0:.1f} |")
+        L.append("")
+    if result["veth_set"]:
+        f = lambda v, lo, hi: "-" if v is None else f"{v:.2f} [{lo:.2f}-{hi:.2f}]"
+        L += ["### Per packet against sets on veth (receive ns/packet, median [min-max] of rounds; ratios within a round)", "",
+              "nftables: `udp dport 162 ip saddr @peers counter drop` (`ip6` for IPv6), interval set, the source a member. "
+              "xdpguard: default policy, `managed-devices` (peers of the UDP 162 rule) = the same prefixes, the source a "
+              "near non-member (sibling of a member prefix), dropped `peer_not_in_set`.", "",
+              "| family | set size | implementation | receive ns/packet | disposed/s | cost / floor | cost / xdpguard's |",
+              "|---|---|---|---|---|---|---|"]
+        for r in result["veth_set"]:
+            ns = "-" if r["rx_ns_median"] is None else f"{r['rx_ns_median']:.1f} [{r['rx_ns_min']:.1f}-{r['rx_ns_max']:.1f}]"
+            L.append(f"| IPv{r['family']} | {r['size']} | {r['impl']} | {ns} | {r['disposed_per_s_median'] / 1e6:.2f} M | "
+                     f"{f(r['over_floor'], r['over_floor_min'], r['over_floor_max'])} | "
+                     f"{f(r.get('over_xdpguard'), r.get('over_xdpguard_min'), r.get('over_xdpguard_max')) if r['impl'] != 'xdpguard' else '1'} |")
+        L.append("")
+    if result["agent"]:
+        L += ["### Control plane through the agent (`xdpguard` CLI and daemon, default policy, veth in a namespace)", ""]
+        for r in result["agent"]:
+            if "median_ms" in r:
+                L.append(f"- {r['metric']}: {r['median_ms']:.1f} ms [{r['min_ms']:.1f}-{r['max_ms']:.1f}], {r['runs']} runs")
+            elif r["metric"] == "daemon idle":
+                L.append(f"- daemon idle: RSS {r['rss_kib']} KiB (anonymous {r['rss_anon_kib']}, file-backed {r['rss_file_kib']}), "
+                         f"CPU {r['cpu_share'] * 100:.1f}%")
+            elif r["metric"] == "daemon under drop-event flood":
+                s = r["seconds"]
+                L.append(f"- daemon under a drop-event flood ({s:.1f} s, {r['drops'] / s / 1e6:.2f} M drops/s): RSS max "
+                         f"{r['rss_max_kib']} KiB, {r['rss_after_kib']} KiB after; CPU {r['cpu_share'] * 100:.1f}%; "
+                         f"drop events read {r['events_read']} ({r['events_read_per_s']:.1f}/s), emitted by the kernel "
+                         f"{r['events_emitted']:.0f}, suppressed by its rate limit {r['events_suppressed']:.0f}")
+            elif r["metric"] == "daemon at exit":
+                L.append(f"- daemon peak RSS (VmHWM) over the run, reloads included: {r['hwm_kib']} KiB")
         L.append("")
     if by["control"]:
         L += ["### Control plane (default policy)", ""]
