@@ -66,6 +66,19 @@ class Rig:
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
 
 
+def pin_napi(dev, cpu):
+    """The daemon's attach recreates the veth's NAPI thread: pin it like the
+    other veth cases do (SCHED_FIFO on the receive CPU)."""
+    for pid in os.listdir("/proc"):
+        try:
+            comm = open(f"/proc/{pid}/comm").read().strip()
+        except (OSError, ValueError):
+            continue
+        if pid.isdigit() and comm.startswith(f"napi/{dev}-"):
+            subprocess.run(["taskset", "-p", "-c", str(cpu), pid], check=True, capture_output=True)
+            subprocess.run(["chrt", "-f", "-p", "10", pid], check=True)
+
+
 def proc_status(pid):
     st = {}
     for line in open(f"/proc/{pid}/status"):
@@ -139,6 +152,7 @@ def main():
               "work", "out"):
         p.add_argument("--" + k, required=True)
     p.add_argument("--gen-cpu", type=int, default=0)
+    p.add_argument("--rx-cpu", type=int, default=1)
     p.add_argument("--runs", type=int, default=7)
     p.add_argument("--flood-seconds", type=float, default=5)
     a = p.parse_args()
@@ -174,6 +188,7 @@ def main():
     d = Daemon(rig, policy)
     try:
         d.wait_for(r": attached|: adopted", 0)
+        pin_napi(a.dev, a.rx_cpu)
         time.sleep(2)
         idle = proc_status(d.proc.pid)
         cpu0 = cpu_seconds(d.proc.pid)

@@ -28,15 +28,18 @@ def main():
     recs = load(raw_path)
     by = defaultdict(list)
     for r in recs:
-        # veth records of the set comparison are their own section.
-        by["veth-set" if r["section"] == "veth" and r.get("group") == "set" else r["section"]].append(r)
+        # veth records of the set comparison and of the program-statistics
+        # rounds are sections of their own (veth-set, veth-progstats).
+        group = r.get("group", "main") if r["section"] == "veth" else "main"
+        by[r["section"] if group == "main" else f"veth-{group}"].append(r)
     machine = dict((by["machine"] or [{}])[0])
     machine.update((by["machine-end"] or [{}])[0])
     machine.pop("section", None)
     result = {"machine": machine, "control": by["control"], "cost": by["cost"],
               "cost_ratio": by["cost-ratio"], "scale": by["scale"], "nft_set": by["nft-set"],
               "veth_runs": by["veth"], "veth": [], "veth_set_runs": by["veth-set"],
-              "veth_set": veth_sets(by["veth-set"]), "agent": by["agent"], "targets": []}
+              "veth_set": veth_sets(by["veth-set"]), "veth_progstats": progstats(by["veth-progstats"]),
+              "agent": by["agent"], "targets": []}
     targets = result["targets"]
 
     # ---- cost
@@ -179,6 +182,16 @@ def round_ratios(runs, num, den):
     return (med(out), min(out), max(out)) if out else (None, None, None)
 
 
+def progstats(runs):
+    """The receiver program's own ns per run on veth (kernel.bpf_stats), per case."""
+    cases = defaultdict(list)
+    for r in runs:
+        cases[r["case"]].append(r)
+    return [{"case": name, "runs": len(rs), "prog_ns_per_run_median": med([r.get("prog_ns_per_run") for r in rs]),
+             "rx_ns_per_packet_median": med([r["rx_ns_per_packet"] for r in rs])}
+            for name, rs in cases.items()]
+
+
 def veth_sets(runs):
     """One row per (family, size, implementation) of the set comparison."""
     cases = defaultdict(list)
@@ -262,6 +275,13 @@ def markdown(result, by, scale, out):
             L.append(f"| {v['case']} | {v['disposed_per_s_median'] / 1e6:.2f} M | {v['rx_ns_per_packet_median']:.1f} | "
                      f"{v['rx_cpu_share_median'] * 100:.0f}% | {cs} | {rs} | {v.get('rx_ns_over_floor') or 0:.1f} |")
         L.append("")
+    if result["veth_progstats"]:
+        L += ["### The receiver program's own time on veth (kernel.bpf_stats on; separate rounds, median)", "",
+              "| case | program ns/run | receive ns/packet (with the statistics' overhead) |", "|---|---|---|"]
+        for r in result["veth_progstats"]:
+            p = r["prog_ns_per_run_median"]
+            L.append(f"| {r['case']} | {'-' if p is None else f'{p:.1f}'} | {r['rx_ns_per_packet_median'] or 0:.1f} |")
+        L.append("")
     if result["veth_set"]:
         f = lambda v, lo, hi: "-" if v is None else f"{v:.2f} [{lo:.2f}-{hi:.2f}]"
         L += ["### Per packet against sets on veth (receive ns/packet, median [min-max] of rounds; ratios within a round)", "",
@@ -322,9 +342,9 @@ def plot(scale, by, out):
     except ImportError:
         print("matplotlib missing: no plot")
         return
-    if not scale:
+    if not scale and not by["veth-set"]:
         return
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, (ax, vx) = plt.subplots(1, 2, figsize=(13, 4.8))
     labels = {"cidrs-v4": "IPv4 peer set (member)", "cidrs-v6": "IPv6 peer set (member)",
               "ports": "ports/ranges (allowed port)"}
     for dim, sizes in sorted(scale.items()):
@@ -347,14 +367,44 @@ def plot(scale, by, out):
     ax.set_xlabel("set size (CIDRs, or ports/ranges)")
     ax.set_ylabel("ns per packet (BPF_PROG_TEST_RUN, median, min-max)")
     m = (by["machine"] or [{}])[0]
-    ax.set_title(f"xdpguard cost vs set size - {m.get('kernel', '?')}, {m.get('vcpus', '?')} vCPU, {m.get('date', '')[:10]}",
-                 fontsize=9)
+    ax.set_title("BPF_PROG_TEST_RUN: xdpguard cost vs set size", fontsize=9)
+    fig.suptitle(f"{m.get('kernel', '?')}, {m.get('vcpus', '?')} vCPU, {m.get('date', '')[:10]}, "
+                 f"load average {(m.get('loadavg_start') or ['?'])[0]} at start, {str(m.get('loadavg_end', '?')).split(' ')[0]} at end", fontsize=9)
     ax.set_ylim(bottom=0)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
+    plot_veth_sets(vx, veth_sets(by["veth-set"]), by["veth-set"])
     fig.tight_layout()
     fig.savefig(f"{out}/cost_vs_size.png", dpi=110)
     print(f"plot: {out}/cost_vs_size.png")
+
+
+def plot_veth_sets(ax, rows, runs):
+    """Receive-side ns/packet on veth against set size: xdpguard and nftables."""
+    if not rows:
+        ax.set_visible(False)
+        return
+    colors = {"xdpguard": "tab:blue", "nftables netdev ingress": "tab:orange", "nftables input": "tab:red"}
+    for impl in ("xdpguard", "nftables netdev ingress", "nftables input"):
+        for fam, ls in ((4, "-"), (6, "--")):
+            pts = sorted((r["size"], r) for r in rows if r["impl"] == impl and r["family"] == fam and r["rx_ns_median"])
+            if not pts:
+                continue
+            xs = [p[0] for p in pts]
+            ys = [p[1]["rx_ns_median"] for p in pts]
+            err = [[y - p[1]["rx_ns_min"] for y, p in zip(ys, pts)], [p[1]["rx_ns_max"] - y for y, p in zip(ys, pts)]]
+            ax.errorbar(xs, ys, yerr=err, marker="o", ls=ls, capsize=3, color=colors[impl], label=f"{impl}, IPv{fam}")
+    floor = [r["rx_ns_per_packet"] for r in runs if r["case"] == "bare XDP_DROP" and r["rx_ns_per_packet"]]
+    if floor:
+        f = statistics.median(floor)
+        ax.axhline(f, color="grey", ls="--", label=f"bare XDP_DROP ({f:.0f} ns)")
+    ax.set_xscale("log")
+    ax.set_xlabel("prefixes in the set")
+    ax.set_ylabel("receive CPU ns per packet dropped (median, min-max)")
+    ax.set_title("veth, live frames: drop by source set, xdpguard vs nftables", fontsize=9)
+    ax.set_ylim(bottom=0)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
 
 
 if __name__ == "__main__":

@@ -220,8 +220,9 @@ if [ $SKIP_VETH = 0 ]; then
   }
   ticks() { local s=0 p; for p in $(napi_pids); do s=$(( s + $(awk '{print $14 + $15}' /proc/$p/stat) )); done; echo $s; }
 
-  # Offers $PACKET; $CASE_GROUP (main, or set: the per-packet set comparison)
-  # and $CASE_EXTRA (JSON fields) go into the record.
+  # Offers $PACKET; $CASE_GROUP (main; set: the per-packet set comparison;
+  # progstats) and $CASE_EXTRA (JSON fields) go into the record. With
+  # PROG_STATS=1 the generator also reads the receiver program's own run time.
   veth_case() {  # RUN NAME DISPOSAL(xdp|netfilter) SETUP...
     local r=$1 name=$2 disposal=$3; shift 3
     reset_srv
@@ -235,9 +236,12 @@ if [ $SKIP_VETH = 0 ]; then
     for p in $(napi_pids); do taskset -p -c $RX_CPU $p >/dev/null; chrt -f -p 10 $p; done
     {
       local before after gen
+      local stats=()
+      [ "${PROG_STATS:-0}" = 1 ] && stats=(--stats-prog-id \
+        "$(ip -n $NS_SRV link show xgbv-s | grep -o 'prog/xdp id [0-9]*' | awk '{print $3}')")
       before="$(srv_stat) $(ticks)"
       gen=$(chrt -f 10 ip netns exec $NS_CLI "$BENCH" gen --dev xgbv-c --dst-mac "$SMAC" \
-              --src-mac "$CMAC" --packet "$PACKET" --seconds $VETH_SECONDS --cpu $GEN_CPU)
+              --src-mac "$CMAC" --packet "$PACKET" --seconds $VETH_SECONDS --cpu $GEN_CPU "${stats[@]}")
       after="$(srv_stat) $(ticks)"
       python3 - "$name" "$disposal" "$r" "$gen" "$before" "$after" "$(getconf CLK_TCK)" "$RAW" \
         "$(cut -d' ' -f1 /proc/loadavg)" "${CASE_GROUP:-main}" "${CASE_EXTRA:-{\}}" <<'EOF'
@@ -252,10 +256,14 @@ rec = {"section": "veth", "group": group, **json.loads(extra), "case": name, "ru
        "seconds": g["seconds"], "received": xdp_pk, "disposed": disposed,
        "rx_cpu_seconds": cpu_s, "disposed_per_s": disposed / g["seconds"],
        "rx_ns_per_packet": cpu_s * 1e9 / disposed if disposed else None, "loadavg": float(load)}
+if g.get("prog_run_cnt"):
+    rec.update(prog_run_ns=g["prog_run_ns"], prog_run_cnt=g["prog_run_cnt"],
+               prog_ns_per_run=g["prog_run_ns"] / g["prog_run_cnt"])
 open(raw, "a").write(json.dumps(rec) + "\n")
 print(f"  {name:<30} run {run}: offered {g['offered'] / g['seconds'] / 1e6:5.2f} Mpps, "
       f"disposed {rec['disposed_per_s'] / 1e6:5.2f} Mpps, receiver CPU {cpu_s / g['seconds'] * 100:5.1f}%, "
-      f"{rec['rx_ns_per_packet'] or 0:6.1f} ns/packet")
+      f"{rec['rx_ns_per_packet'] or 0:6.1f} ns/packet" +
+      (f", program itself {rec['prog_ns_per_run']:6.1f} ns/run" if "prog_ns_per_run" in rec else ""))
 EOF
     }
   }
@@ -290,6 +298,13 @@ EOF
     veth_case $r "nftables netdev ingress drop" netfilter nft_ingress
     veth_case $r "nftables input drop" netfilter nft_input
     veth_case $r "iptables INPUT DROP" netfilter ipt_input
+  done
+  # The receiver program's own time per packet on this path, from the kernel's
+  # BPF run-time statistics (on only while these cases run: they add two clock
+  # reads to every program run, so these rounds are kept apart from the others).
+  for r in $(seq 1 $SET_RUNS); do
+    PROG_STATS=1 CASE_GROUP=progstats veth_case $r "bare XDP_DROP" xdp ip netns exec $NS_SRV "$BENCH" attach --dev xgbv-s --prog drop
+    PROG_STATS=1 CASE_GROUP=progstats veth_case $r "xdpguard (default policy)" xdp ip netns exec $NS_SRV "$BENCH" attach --dev xgbv-s --prog xdpguard
   done
   reset_srv
   echo
@@ -351,7 +366,7 @@ EOF
   ip -n $NS_SRV link set xgba1 up
   /usr/bin/python3 "$ROOT/bench/agent.py" --xdpguard "$XDPG" --bench "$BENCH" --srv-ns $NS_SRV \
     --cli-ns $NS_CLI --dev xgbv-s --spare-dev xgba0 --smac "$SMAC" --cmac "$CMAC" \
-    --gen-cpu $GEN_CPU --runs $AGENT_RUNS --flood-seconds $FLOOD_SECONDS --work "$WORK" --out "$RAW"
+    --gen-cpu $GEN_CPU --rx-cpu $RX_CPU --runs $AGENT_RUNS --flood-seconds $FLOOD_SECONDS --work "$WORK" --out "$RAW"
   echo
 fi
 echo "{\"section\": \"machine-end\", \"loadavg_end\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}" >> "$RAW"
