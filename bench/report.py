@@ -158,8 +158,9 @@ def main():
         print("Per packet against sets on veth (receive ns/packet, median of rounds; ratios within a round):")
         print(f"  {'family':<6} {'size':>7} {'impl':<24} {'rx ns/pkt':>10} {'cost/floor':>10} {'/ xdpguard':>10}")
         for r in result["veth_set"]:
+            rel = "-" if r.get("over_xdpguard") is None else f"{r['over_xdpguard']:.2f}"
             print(f"  IPv{r['family']:<4} {r['size']:>7} {r['impl']:<24} {r['rx_ns_median'] or 0:>10.1f} "
-                  f"{r.get('over_floor') or 0:>10.2f} {r.get('over_xdpguard') or 0:>10.2f}")
+                  f"{r.get('over_floor') or 0:>10.2f} {rel:>10}")
         print()
     print("Targets:")
     for t in targets:
