@@ -215,7 +215,7 @@ if [ $SKIP_VETH = 0 ]; then
     local x d n
     x=$(ip netns exec $NS_SRV ethtool -S xgbv-s | awk '/rx_queue_[0-9]+_xdp_packets/ {s+=$2} END {print s+0}')
     d=$(ip netns exec $NS_SRV ethtool -S xgbv-s | awk '/rx_queue_[0-9]+_xdp_drops/ {s+=$2} END {print s+0}')
-    n=$(ip netns exec $NS_SRV nft list ruleset | grep -o 'packets [0-9]*' | awk '{s+=$2} END {print s+0}')
+    n=$(ip netns exec $NS_SRV nft -t list ruleset | grep -o 'packets [0-9]*' | awk '{s+=$2} END {print s+0}')
     echo "$x $d $n"
   }
   ticks() { local s=0 p; for p in $(napi_pids); do s=$(( s + $(awk '{print $14 + $15}' /proc/$p/stat) )); done; echo $s; }
