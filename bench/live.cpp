@@ -7,6 +7,7 @@
 #include <linux/if_link.h>
 #include <net/if.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <fstream>
@@ -45,7 +46,9 @@ bool parse_mac(const std::string& s, uint8_t* out) {
 
 // Loads `--prog` (xdpguard | drop | pass) and attaches it in native mode to
 // `--dev`. The attachment outlives this process (netlink, no bpf_link);
-// `ip link set DEV xdp off` removes it.
+// `ip link set DEV xdp off` removes it. For xdpguard, `--peer-set NAME
+// --set-file FILE` replaces that peer set of the default policy by the
+// prefixes in FILE (one per line).
 int run_attach(const Args& args) {
   int idx = ifindex_of(args.get("dev"));
   std::string which = args.get("prog");
@@ -55,7 +58,10 @@ int run_attach(const Args& args) {
   if (which == "xdpguard") {
     kernel::DatapathOptions opts;
     opts.egress_mode = XDPG_EGRESS_ENFORCE;
-    BuiltPolicy b = build_policy(kDefaultPolicyYaml);
+    BuiltPolicy b = args.has("peer-set")
+                        ? build_policy(default_policy_with_set(args.get("peer-set"),
+                                                               args.get("set-file"), true))
+                        : build_policy(kDefaultPolicyYaml);
     guard.emplace(load_datapath(b.compiled, opts));
     fd = guard->dp.prog_fd();
   } else if (which == "drop" || which == "pass") {
@@ -70,9 +76,28 @@ int run_attach(const Args& args) {
   return 0;
 }
 
+namespace {
+
+// run_time_ns and run_cnt of a program (kernel.bpf_stats), by id.
+std::pair<uint64_t, uint64_t> prog_run_stats(uint32_t id) {
+  int fd = bpf_prog_get_fd_by_id(id);
+  if (fd < 0) die(fmt::format("no program with id {}", id));
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd, &info, &len)) die("cannot read the program's info");
+  close(fd);
+  return {info.run_time_ns, info.run_cnt};
+}
+
+}  // namespace
+
 // The live-frames generator: XDP_TX of one frame, BPF_PROG_TEST_RUN with
 // BPF_F_TEST_XDP_LIVE_FRAMES on `--dev`, for `--seconds`. Prints one JSON
-// object: packets offered and the exact duration.
+// object: packets offered and the exact duration. With `--stats-prog-id ID`
+// the kernel's BPF run-time statistics are on while it runs (only then: the
+// fd of BPF_ENABLE_STATS holds them), and the object has that program's run
+// time and run count over the run: the receiver program's own cost per packet
+// on the real path, which test_run cannot show (cold caches, other work).
 int run_gen(const Args& args) {
   pin_cpu(args.num("cpu", -1));
   int idx = ifindex_of(args.get("dev"));
@@ -86,6 +111,13 @@ int run_gen(const Args& args) {
   ctx.ingress_ifindex = static_cast<uint32_t>(idx);
   const uint32_t repeat = static_cast<uint32_t>(args.num("repeat", 1 << 18));
   const double seconds = std::stod(args.get("seconds", "3"));
+  const auto stats_id = static_cast<uint32_t>(args.num("stats-prog-id", 0));
+  int stats_fd = -1;
+  std::pair<uint64_t, uint64_t> stats0{};
+  if (stats_id) {
+    if ((stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME)) < 0) die("cannot enable BPF run-time stats");
+    stats0 = prog_run_stats(stats_id);
+  }
   uint64_t sent = 0, t0 = now_ns(), t1 = t0;
   while (double(t1 - t0) / 1e9 < seconds) {
     bpf_test_run_opts opts{};
@@ -102,7 +134,14 @@ int run_gen(const Args& args) {
     sent += repeat;
     t1 = now_ns();
   }
-  fmt::print("{{\"offered\": {}, \"seconds\": {:.6f}}}\n", sent, double(t1 - t0) / 1e9);
+  std::string prog;
+  if (stats_id) {
+    auto [ns, cnt] = prog_run_stats(stats_id);
+    close(stats_fd);
+    prog = fmt::format(", \"prog_run_ns\": {}, \"prog_run_cnt\": {}", ns - stats0.first,
+                       cnt - stats0.second);
+  }
+  fmt::print("{{\"offered\": {}, \"seconds\": {:.6f}{}}}\n", sent, double(t1 - t0) / 1e9, prog);
   bench_progs__destroy(progs);
   return 0;
 }
@@ -123,6 +162,13 @@ int run_filter_ports(const Args&) {
     }
   }
   for (const auto& [proto, mode, port] : out) fmt::print("{} {} {}\n", proto, mode, port);
+  return 0;
+}
+
+// The policy built into xdpguard (and this tool), for the agent benchmark's
+// policy file.
+int run_default_policy(const Args&) {
+  fmt::print("{}", kDefaultPolicyYaml);
   return 0;
 }
 

@@ -10,7 +10,7 @@ int main(int argc, char** argv) {
   using namespace xdpguard::bench;
   if (argc < 2) {
     fmt::print(stderr,
-               "usage: xdpguard-bench cost|scale|control|attach|gen|filter-ports [--key value...]\n");
+               "usage: xdpguard-bench cost|scale|control|attach|gen|filter-ports|default-policy [--key value...]\n");
     return 2;
   }
   spdlog::set_level(spdlog::level::warn);
@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   if (cmd == "attach") return run_attach(args);
   if (cmd == "gen") return run_gen(args);
   if (cmd == "filter-ports") return run_filter_ports(args);
+  if (cmd == "default-policy") return run_default_policy(args);
   fmt::print(stderr, "xdpguard-bench: unknown subcommand {}\n", cmd);
   return 2;
 }

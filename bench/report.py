@@ -28,10 +28,18 @@ def main():
     recs = load(raw_path)
     by = defaultdict(list)
     for r in recs:
-        by[r["section"]].append(r)
-    result = {"machine": (by["machine"] or [{}])[0], "control": by["control"], "cost": by["cost"],
+        # veth records of the set comparison and of the program-statistics
+        # rounds are sections of their own (veth-set, veth-progstats).
+        group = r.get("group", "main") if r["section"] == "veth" else "main"
+        by[r["section"] if group == "main" else f"veth-{group}"].append(r)
+    machine = dict((by["machine"] or [{}])[0])
+    machine.update((by["machine-end"] or [{}])[0])
+    machine.pop("section", None)
+    result = {"machine": machine, "control": by["control"], "cost": by["cost"],
               "cost_ratio": by["cost-ratio"], "scale": by["scale"], "nft_set": by["nft-set"],
-              "veth_runs": by["veth"], "veth": [], "targets": []}
+              "veth_runs": by["veth"], "veth": [], "veth_set_runs": by["veth-set"],
+              "veth_set": veth_sets(by["veth-set"]), "veth_progstats": progstats(by["veth-progstats"]),
+              "agent": by["agent"], "targets": []}
     targets = result["targets"]
 
     # ---- cost
@@ -120,6 +128,22 @@ def main():
                             "value": t / 1000, "met": t < 1000,
                             "parse_s": sizes[hi]["parse_ms"] / 1000})
 
+    # ---- per packet against sets on veth (the issue's targets, applied to
+    # the set comparison: flat cost, and >= 5x nftables' input chain)
+    vs = result["veth_set"]
+    for fam in sorted({r["family"] for r in vs}):
+        rows = sorted((r for r in vs if r["family"] == fam and r["impl"] == "xdpguard"), key=lambda r: r["size"])
+        if len(rows) > 1 and rows[0]["rx_ns_median"] and rows[-1]["rx_ns_median"]:
+            ratio = rows[-1]["rx_ns_median"] / rows[0]["rx_ns_median"]
+            targets.append({"target": f"veth set v{fam}: xdpguard cost at {rows[-1]['size']} <= 1.3x cost at {rows[0]['size']}",
+                            "value": ratio, "met": ratio <= 1.3})
+        worst = [r for r in vs if r["family"] == fam and r["impl"] == "nftables input" and r.get("over_xdpguard")]
+        if worst:
+            w = min(worst, key=lambda r: r["over_xdpguard"])
+            targets.append({"target": f"veth set v{fam}: nftables input cost / xdpguard's >= 5 at every size",
+                            "value": w["over_xdpguard"], "worst_class": f"size {w['size']}",
+                            "met": w["over_xdpguard"] >= 5})
+
     json.dump(result, open(f"{out}/results.json", "w"), indent=1)
 
     # ---- printout
@@ -129,6 +153,14 @@ def main():
         for v in result["veth"]:
             print(f"  {v['case']:<30} {v['disposed_per_s_median'] / 1e6:>9.2f} M {v['rx_ns_per_packet_median'] or 0:>10.1f}"
                   f" {v['rx_cpu_share_median'] * 100:>6.0f}% {v.get('rx_cost_over_floor', 0):>10.2f} {v.get('rate_over_floor', 0):>10.2f} {v.get('rx_ns_over_floor', 0):>14.1f}")
+        print()
+    if result["veth_set"]:
+        print("Per packet against sets on veth (receive ns/packet, median of rounds; ratios within a round):")
+        print(f"  {'family':<6} {'size':>7} {'impl':<24} {'rx ns/pkt':>10} {'cost/floor':>10} {'/ xdpguard':>10}")
+        for r in result["veth_set"]:
+            rel = "-" if r.get("over_xdpguard") is None else f"{r['over_xdpguard']:.2f}"
+            print(f"  IPv{r['family']:<4} {r['size']:>7} {r['impl']:<24} {r['rx_ns_median'] or 0:>10.1f} "
+                  f"{r.get('over_floor') or 0:>10.2f} {rel:>10}")
         print()
     print("Targets:")
     for t in targets:
@@ -141,12 +173,53 @@ def main():
     markdown(result, by, scale, out)
 
 
+def round_ratios(runs, num, den):
+    """Median [min, max] over rounds of num's rx ns/packet / den's, within a round."""
+    rounds = defaultdict(dict)
+    for r in runs:
+        rounds[r["run"]][r["case"]] = r
+    out = [rd[num]["rx_ns_per_packet"] / rd[den]["rx_ns_per_packet"] for rd in rounds.values()
+           if num in rd and den in rd and rd[num]["rx_ns_per_packet"] and rd[den]["rx_ns_per_packet"]]
+    return (med(out), min(out), max(out)) if out else (None, None, None)
+
+
+def progstats(runs):
+    """The receiver program's own ns per run on veth (kernel.bpf_stats), per case."""
+    cases = defaultdict(list)
+    for r in runs:
+        cases[r["case"]].append(r)
+    return [{"case": name, "runs": len(rs), "prog_ns_per_run_median": med([r.get("prog_ns_per_run") for r in rs]),
+             "rx_ns_per_packet_median": med([r["rx_ns_per_packet"] for r in rs])}
+            for name, rs in cases.items()]
+
+
+def veth_sets(runs):
+    """One row per (family, size, implementation) of the set comparison."""
+    cases = defaultdict(list)
+    for r in runs:
+        if "impl" in r:
+            cases[(r["family"], r["size"], r["impl"])].append(r)
+    rows = []
+    for (fam, size, impl), rs in sorted(cases.items()):
+        ns = [r["rx_ns_per_packet"] for r in rs if r["rx_ns_per_packet"]]
+        name = rs[0]["case"]
+        row = {"family": fam, "size": size, "impl": impl, "case": name, "runs": len(rs),
+               "rx_ns_median": med(ns), "rx_ns_min": min(ns) if ns else None, "rx_ns_max": max(ns) if ns else None,
+               "disposed_per_s_median": med([r["disposed_per_s"] for r in rs])}
+        row["over_floor"], row["over_floor_min"], row["over_floor_max"] = round_ratios(runs, name, "bare XDP_DROP")
+        guard = f"set v{fam} {size}: xdpguard"
+        if impl != "xdpguard":
+            row["over_xdpguard"], row["over_xdpguard_min"], row["over_xdpguard_max"] = round_ratios(runs, name, guard)
+        rows.append(row)
+    return rows
+
+
 def markdown(result, by, scale, out):
     """bench/results/summary.md: the tables of this run, for RESULTS.md."""
     m = result["machine"]
     L = [f"Run of {m.get('date', '?')}: kernel {m.get('kernel', '?')}, {m.get('cpu', '?')}, "
          f"{m.get('vcpus', '?')} vCPU, {m.get('mem_mib', '?')} MiB, clocksource {m.get('clocksource', '?')}, "
-         f"load average at start {' '.join(m.get('loadavg_start', []))}.", ""]
+         f"load average at start {' '.join(m.get('loadavg_start', []))}, at end {m.get('loadavg_end', '?')}.", ""]
     cost = {(r["program"], r["class"]): r for r in by["cost"]}
     ratios = {r["class"]: r for r in by["cost-ratio"]}
     if cost:
@@ -214,6 +287,44 @@ def markdown(result, by, scale, out):
             L.append(f"| {v['case']} | {v['disposed_per_s_median'] / 1e6:.2f} M | {v['rx_ns_per_packet_median']:.1f} | "
                      f"{v['rx_cpu_share_median'] * 100:.0f}% | {cs} | {rs} | {v.get('rx_ns_over_floor') or 0:.1f} |")
         L.append("")
+    if result["veth_progstats"]:
+        L += ["### The receiver program's own time on veth (kernel.bpf_stats on; separate rounds, median)", "",
+              "| case | program ns/run | receive ns/packet (with the statistics' overhead) |", "|---|---|---|"]
+        for r in result["veth_progstats"]:
+            p = r["prog_ns_per_run_median"]
+            L.append(f"| {r['case']} | {'-' if p is None else f'{p:.1f}'} | {r['rx_ns_per_packet_median'] or 0:.1f} |")
+        L.append("")
+    if result["veth_set"]:
+        f = lambda v, lo, hi: "-" if v is None else f"{v:.2f} [{lo:.2f}-{hi:.2f}]"
+        L += ["### Per packet against sets on veth (receive ns/packet, median [min-max] of rounds; ratios within a round)", "",
+              "nftables: `udp dport 162 ip saddr @peers counter drop` (`ip6` for IPv6), interval set, the source a member. "
+              "xdpguard: default policy, `managed-devices` (peers of the UDP 162 rule) = the same prefixes, the source a "
+              "near non-member (sibling of a member prefix), dropped `peer_not_in_set`.", "",
+              "| family | set size | implementation | receive ns/packet | disposed/s | cost / floor | cost / xdpguard's |",
+              "|---|---|---|---|---|---|---|"]
+        for r in result["veth_set"]:
+            ns = "-" if r["rx_ns_median"] is None else f"{r['rx_ns_median']:.1f} [{r['rx_ns_min']:.1f}-{r['rx_ns_max']:.1f}]"
+            L.append(f"| IPv{r['family']} | {r['size']} | {r['impl']} | {ns} | {r['disposed_per_s_median'] / 1e6:.2f} M | "
+                     f"{f(r['over_floor'], r['over_floor_min'], r['over_floor_max'])} | "
+                     f"{f(r.get('over_xdpguard'), r.get('over_xdpguard_min'), r.get('over_xdpguard_max')) if r['impl'] != 'xdpguard' else '1'} |")
+        L.append("")
+    if result["agent"]:
+        L += ["### Control plane through the agent (`xdpguard` CLI and daemon, default policy, veth in a namespace)", ""]
+        for r in result["agent"]:
+            if "median_ms" in r:
+                L.append(f"- {r['metric']}: {r['median_ms']:.1f} ms [{r['min_ms']:.1f}-{r['max_ms']:.1f}], {r['runs']} runs")
+            elif r["metric"] == "daemon idle":
+                L.append(f"- daemon idle: RSS {r['rss_kib']} KiB (anonymous {r['rss_anon_kib']}, file-backed {r['rss_file_kib']}), "
+                         f"CPU {r['cpu_share'] * 100:.1f}%")
+            elif r["metric"] == "daemon under drop-event flood":
+                s = r["seconds"]
+                L.append(f"- daemon under a drop-event flood ({s:.1f} s, {r['drops'] / s / 1e6:.2f} M drops/s): RSS max "
+                         f"{r['rss_max_kib']} KiB, {r['rss_after_kib']} KiB after; CPU {r['cpu_share'] * 100:.1f}%; "
+                         f"drop events read {r['events_read']} ({r['events_read_per_s']:.1f}/s), emitted by the kernel "
+                         f"{r['events_emitted']:.0f}, suppressed by its rate limit {r['events_suppressed']:.0f}")
+            elif r["metric"] == "daemon at exit":
+                L.append(f"- daemon peak RSS (VmHWM) over the run, reloads included: {r['hwm_kib']} KiB")
+        L.append("")
     if by["control"]:
         L += ["### Control plane (default policy)", ""]
         for r in by["control"]:
@@ -243,9 +354,9 @@ def plot(scale, by, out):
     except ImportError:
         print("matplotlib missing: no plot")
         return
-    if not scale:
+    if not scale and not by["veth-set"]:
         return
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, (ax, vx) = plt.subplots(1, 2, figsize=(13, 4.8))
     labels = {"cidrs-v4": "IPv4 peer set (member)", "cidrs-v6": "IPv6 peer set (member)",
               "ports": "ports/ranges (allowed port)"}
     for dim, sizes in sorted(scale.items()):
@@ -268,14 +379,44 @@ def plot(scale, by, out):
     ax.set_xlabel("set size (CIDRs, or ports/ranges)")
     ax.set_ylabel("ns per packet (BPF_PROG_TEST_RUN, median, min-max)")
     m = (by["machine"] or [{}])[0]
-    ax.set_title(f"xdpguard cost vs set size - {m.get('kernel', '?')}, {m.get('vcpus', '?')} vCPU, {m.get('date', '')[:10]}",
-                 fontsize=9)
+    ax.set_title("BPF_PROG_TEST_RUN: xdpguard cost vs set size", fontsize=9)
+    fig.suptitle(f"{m.get('kernel', '?')}, {m.get('vcpus', '?')} vCPU, {m.get('date', '')[:10]}, "
+                 f"load average {(m.get('loadavg_start') or ['?'])[0]} at start, {str(m.get('loadavg_end', '?')).split(' ')[0]} at end", fontsize=9)
     ax.set_ylim(bottom=0)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
+    plot_veth_sets(vx, veth_sets(by["veth-set"]), by["veth-set"])
     fig.tight_layout()
     fig.savefig(f"{out}/cost_vs_size.png", dpi=110)
     print(f"plot: {out}/cost_vs_size.png")
+
+
+def plot_veth_sets(ax, rows, runs):
+    """Receive-side ns/packet on veth against set size: xdpguard and nftables."""
+    if not rows:
+        ax.set_visible(False)
+        return
+    colors = {"xdpguard": "tab:blue", "nftables netdev ingress": "tab:orange", "nftables input": "tab:red"}
+    for impl in ("xdpguard", "nftables netdev ingress", "nftables input"):
+        for fam, ls in ((4, "-"), (6, "--")):
+            pts = sorted((r["size"], r) for r in rows if r["impl"] == impl and r["family"] == fam and r["rx_ns_median"])
+            if not pts:
+                continue
+            xs = [p[0] for p in pts]
+            ys = [p[1]["rx_ns_median"] for p in pts]
+            err = [[y - p[1]["rx_ns_min"] for y, p in zip(ys, pts)], [p[1]["rx_ns_max"] - y for y, p in zip(ys, pts)]]
+            ax.errorbar(xs, ys, yerr=err, marker="o", ls=ls, capsize=3, color=colors[impl], label=f"{impl}, IPv{fam}")
+    floor = [r["rx_ns_per_packet"] for r in runs if r["case"] == "bare XDP_DROP" and r["rx_ns_per_packet"]]
+    if floor:
+        f = statistics.median(floor)
+        ax.axhline(f, color="grey", ls="--", label=f"bare XDP_DROP ({f:.0f} ns)")
+    ax.set_xscale("log")
+    ax.set_xlabel("prefixes in the set")
+    ax.set_ylabel("receive CPU ns per packet dropped (median, min-max)")
+    ax.set_title("veth, live frames: drop by source set, xdpguard vs nftables", fontsize=9)
+    ax.set_ylim(bottom=0)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
 
 
 if __name__ == "__main__":
