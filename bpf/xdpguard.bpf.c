@@ -874,59 +874,61 @@ static __always_inline void xdpg_describe(struct xdpg_cursor *c, struct xdpg_eve
 	}
 }
 
-static __always_inline void xdpg_top_count(void *map, const void *key)
+static __always_inline void xdpg_top_count(void *map, const void *key, __u64 weight)
 {
-	__u64 one = 1, *n = bpf_map_lookup_elem(map, key);
+	__u64 *n = bpf_map_lookup_elem(map, key);
 
 	if (n) {
-		__sync_fetch_and_add(n, 1);
+		__sync_fetch_and_add(n, weight);
 		return;
 	}
 	/* NOEXIST: another CPU's insert of the same key is added to, not replaced. */
-	if (bpf_map_update_elem(map, key, &one, BPF_NOEXIST)) {
+	if (bpf_map_update_elem(map, key, &weight, BPF_NOEXIST)) {
 		n = bpf_map_lookup_elem(map, key);
 		if (n)
-			__sync_fetch_and_add(n, 1);
+			__sync_fetch_and_add(n, weight);
 	}
 }
 
-/* Every drop counts in the top lists; a sample of them, at most the rate
- * per CPU and reason, becomes an event. */
+/* Both top lists, `weight` drops of this packet's port and peer. */
+static __always_inline void xdpg_top_drops(const struct xdpg_event *info, __u8 dir, __u64 weight)
+{
+	struct xdpg_top_peer_key rk = {};
+	__u32 cls = XDPG_TOP_CLASS_COUNT, port = info->dport;
+	__u64 *n;
+
+	if (info->protocol == IPPROTO_TCP)
+		cls = XDPG_TOP_TCP;
+	else if (info->protocol == IPPROTO_UDP)
+		cls = XDPG_TOP_UDP;
+	else if (info->protocol == IPPROTO_ICMP)
+		cls = XDPG_TOP_ICMP, port = info->icmp_type;
+	else if (info->protocol == IPPROTO_ICMPV6)
+		cls = XDPG_TOP_ICMPV6, port = info->icmp_type;
+	if (cls < XDPG_TOP_CLASS_COUNT) {
+		__u32 slot = (dir * XDPG_TOP_CLASS_COUNT + cls) << 16 | (port & 0xffff);
+
+		n = bpf_map_lookup_elem(&top_ports, &slot);
+		if (n)
+			__sync_fetch_and_add(n, weight);
+	}
+	rk.direction = dir;
+	rk.family = info->family;
+	__builtin_memcpy(rk.addr, dir == XDPG_DIR_INGRESS ? info->saddr : info->daddr, 16);
+	xdpg_top_count(&top_peers, &rk, weight);
+}
+
+/* Every drop counts in the top lists (exactly, or sampled under a flood);
+ * a sample of them, at most the rate per CPU and reason, becomes an event.
+ * The packet is parsed again only when one of the two needs it. */
 static __always_inline void xdpg_drop_event(struct xdpg_cursor *c, __u32 ifindex, __u8 dir,
 					    __u32 reason, __u32 rule, __u32 passed)
 {
 	struct xdpg_event info = {};
 	struct xdpg_event_limit *lim;
-	struct xdpg_event *e;
+	struct xdpg_event *e = NULL;
 	__u32 idx;
-	__u64 now, tat;
-
-	xdpg_describe(c, &info);
-	if (info.family) {
-		struct xdpg_top_peer_key rk = {};
-		__u32 cls = XDPG_TOP_CLASS_COUNT, port = info.dport;
-		__u64 *n;
-
-		if (info.protocol == IPPROTO_TCP)
-			cls = XDPG_TOP_TCP;
-		else if (info.protocol == IPPROTO_UDP)
-			cls = XDPG_TOP_UDP;
-		else if (info.protocol == IPPROTO_ICMP)
-			cls = XDPG_TOP_ICMP, port = info.icmp_type;
-		else if (info.protocol == IPPROTO_ICMPV6)
-			cls = XDPG_TOP_ICMPV6, port = info.icmp_type;
-		if (cls < XDPG_TOP_CLASS_COUNT) {
-			__u32 slot = (dir * XDPG_TOP_CLASS_COUNT + cls) << 16 | (port & 0xffff);
-
-			n = bpf_map_lookup_elem(&top_ports, &slot);
-			if (n)
-				__sync_fetch_and_add(n, 1);
-		}
-		rk.direction = dir;
-		rk.family = info.family;
-		__builtin_memcpy(rk.addr, dir == XDPG_DIR_INGRESS ? info.saddr : info.daddr, 16);
-		xdpg_top_count(&top_peers, &rk);
-	}
+	__u64 now, tat, weight = 1;
 
 	idx = dir * XDPG_DROP_REASON_COUNT + (reason < XDPG_DROP_REASON_COUNT ? reason : 0);
 	lim = bpf_map_lookup_elem(&event_limits, &idx);
@@ -938,14 +940,27 @@ static __always_inline void xdpg_drop_event(struct xdpg_cursor *c, __u32 ifindex
 	if (now != lim->jiffies) {
 		lim->jiffies = now;
 		lim->now_ns = xdpg_now();
+		lim->tick_drops = 0;
 	}
+	lim->tick_drops += 1;
+	if (lim->tick_drops > XDPG_TOP_EXACT_PER_TICK)
+		weight = bpf_get_prandom_u32() % XDPG_TOP_SAMPLE ? 0 : XDPG_TOP_SAMPLE;
 	now = lim->now_ns;
 	tat = lim->tat_ns > now ? lim->tat_ns : now;
-	if (!event_interval_ns || tat - now > event_tolerance_ns)
-		goto suppress;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (event_interval_ns && tat - now <= event_tolerance_ns)
+		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		/* Over the rate, or the agent is behind: the sample is lost, and counted. */
+		lim->suppressed += 1;
+		lim->pending += 1;
+		if (!weight)
+			return;
+	}
+	xdpg_describe(c, &info);
+	if (weight && info.family)
+		xdpg_top_drops(&info, dir, weight);
 	if (!e)
-		goto suppress; /* the agent is behind: the sample is lost, and counted */
+		return;
 	lim->tat_ns = tat + event_interval_ns;
 	info.timestamp_ns = bpf_ktime_get_ns();
 	info.ifindex = ifindex;
@@ -959,10 +974,6 @@ static __always_inline void xdpg_drop_event(struct xdpg_cursor *c, __u32 ifindex
 	bpf_ringbuf_submit(e, 0);
 	lim->pending = 0;
 	lim->emitted += 1;
-	return;
-suppress:
-	lim->suppressed += 1;
-	lim->pending += 1;
 }
 
 /* Global (not inlined) functions: the verifier checks each once, apart from

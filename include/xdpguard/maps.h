@@ -298,7 +298,16 @@ struct xdpg_event_limit {
 	 * a tick and so only ever makes the limit stricter. */
 	__u64 jiffies;
 	__u64 now_ns;
+	/* Drops of this CPU and reason in the current jiffy: the top lists
+	 * count the first XDPG_TOP_EXACT_PER_TICK exactly, then a random one in
+	 * XDPG_TOP_SAMPLE with that weight (docs/telemetry.md). */
+	__u64 tick_drops;
 };
+/* Below about 16,000-64,000 drops/s per CPU and reason (HZ 250-1000) the top
+ * lists are exact; above, a flood costs each drop a random number, not two
+ * map updates (the top_peers hash costs ~20 ns even when it hits). */
+#define XDPG_TOP_EXACT_PER_TICK 64
+#define XDPG_TOP_SAMPLE 16
 
 /* top_ports: ARRAY[XDPG_TOP_PORT_ENTRIES] of __u64 dropped packets, one
  * per (direction, class, port), atomic adds, BPF_F_MMAPABLE (the agent reads
