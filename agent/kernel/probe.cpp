@@ -7,13 +7,39 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <fstream>
+#include <string>
 #include <vector>
 
 #include "xdpguard/maps.h"
 
 namespace xdpguard::kernel {
 
+namespace {
+// Without privilege every probe load fails like an unsupported feature would
+// (libbpf reports both as "no"): ask about capabilities first, so the error
+// names the real cause.
+Status check_capabilities() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  uint64_t effective = 0;
+  bool found = false;
+  while (std::getline(status, line))
+    if (line.rfind("CapEff:", 0) == 0) {
+      effective = std::stoull(line.substr(7), nullptr, 16);
+      found = true;
+    }
+  if (!found) return {};  // cannot tell: let the probes speak
+  auto has = [effective](int cap) { return (effective >> cap) & 1; };
+  constexpr int kCapNetAdmin = 12, kCapSysAdmin = 21, kCapBpf = 39;
+  if ((has(kCapBpf) || has(kCapSysAdmin)) && has(kCapNetAdmin)) return {};
+  return plain_error("missing privilege: loading and attaching xdpguard needs root, or "
+                     "CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON (CAP_SYS_ADMIN before Linux 5.8)");
+}
+}  // namespace
+
 Status probe_bpf_features() {
+  if (auto st = check_capabilities(); !st) return st;
   std::vector<std::string> missing;
   auto note = [&](int ret, const char* what) -> Status {
     if (ret < 0)

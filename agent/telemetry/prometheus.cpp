@@ -136,7 +136,7 @@ std::string render_metrics(const std::vector<InterfaceSnapshot>& ifaces,
   x.family("xdpguard_flow_table_entries", "gauge", "Flows in the flow table now");
   for (const auto& s : ifaces)
     x.sample("xdpguard_flow_table_entries", {{"interface", s.stats.iface}}, s.stats.flow_table.entries);
-  x.family("xdpguard_flow_table_capacity", "gauge", "Size of the flow table (max entries)");
+  x.family("xdpguard_flow_table_capacity", "gauge", "Max entries of the flow tables, IPv4 and IPv6 together (flow_table_size each)");
   for (const auto& s : ifaces)
     x.sample("xdpguard_flow_table_capacity", {{"interface", s.stats.iface}}, s.stats.flow_table.capacity);
   x.family("xdpguard_flow_inserts_total", "counter", "Flows recorded by the egress program");

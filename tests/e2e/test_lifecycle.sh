@@ -16,7 +16,8 @@
 # - anti-lock-out: a policy without an SSH rule, or one dropping the session in
 #   $SSH_CONNECTION, is refused unless --force;
 # - confirmed apply: confirm in time keeps the new policy; no confirm rolls
-#   back by itself after the timeout.
+#   back by itself after the timeout;
+# - without CAP_BPF, attach fails naming the missing privilege (not the kernel).
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -124,6 +125,16 @@ stream_stop() {
 # ---- reload under load ---------------------------------------------------------
 
 phase "attach"
+# Without CAP_BPF/CAP_SYS_ADMIN the probe must name the missing privilege,
+# not a missing kernel feature, and attach nothing.
+if in_srv setpriv --inh-caps=-all --bounding-set=-bpf,-sys_admin,-perfmon \
+    "$XDPGUARD" attach --iface "$SRV_IF" --policy "$P_A" >"$E2E_WORK/nocap.out" 2>&1; then
+  fail "attach without CAP_BPF succeeded"
+fi
+grep -q "missing privilege" "$E2E_WORK/nocap.out" || fail "attach without CAP_BPF: $(cat "$E2E_WORK/nocap.out")"
+! grep -q "lacks" "$E2E_WORK/nocap.out" || fail "blamed the kernel: $(cat "$E2E_WORK/nocap.out")"
+in_srv ip link show "$SRV_IF" | grep -q "prog/xdp" && fail "attach without CAP_BPF left XDP attached"
+log "ok: without CAP_BPF, attach says: $(head -1 "$E2E_WORK/nocap.out")"
 xg_attach --policy "$P_A"
 start_closed_listeners
 wait_quiet

@@ -109,7 +109,8 @@ expect_metric m0 m1 "xdpguard_events_emitted_total$(L 'reason="peer_not_in_set",
 expect_metric m0 m1 "xdpguard_events_emitted_total$(L 'reason="no_rule",direction="ingress"')" 15
 expect_metric m0 m1 "xdpguard_events_suppressed_total$(L 'reason="no_rule",direction="ingress"')" 0
 cap=$(metric "$E2E_WORK/m1" "xdpguard_flow_table_capacity{interface=\"$SRV_IF\"}")
-((cap == 65536)) || fail "flow table capacity $cap"
+# flow_table_size (65536 by default) entries in each family's table.
+((cap == 2 * 65536)) || fail "flow table capacity $cap"
 [[ $(metric "$E2E_WORK/m1" "xdpguard_interface_up{interface=\"$SRV_IF\"}") == 1 ]] || fail "interface not up"
 
 phase "event lines"
