@@ -56,6 +56,18 @@ std::string many_rules_policy(int n) {
   return text;
 }
 
+// `pol` with `set` and one rule, TCP 443 from it, selected for loading.
+auto https_over(policy::Policy& pol, const policy::PeerSet& set) {
+  pol.peer_sets.push_back(set);
+  policy::Rule rule;
+  rule.id = "https";
+  rule.protocol = policy::Protocol::Tcp;
+  rule.local_ports = {{443, 443}};
+  rule.peers = set.name;
+  pol.rules.push_back(rule);
+  return policy::select_rules(pol, "");
+}
+
 TEST(Limits, MoreRulesThanTheDatapathHoldsAreRefused) {
   auto ok = policy::parse_policy_text(many_rules_policy(64), "many.yaml", "");
   ASSERT_TRUE(ok.ok());
@@ -94,14 +106,7 @@ TEST(Limits, AHugePeerSetLoadsWhole) {
     c.prefix_length = 32;
     set.cidrs.push_back(c);
   }
-  pol.peer_sets.push_back(set);
-  policy::Rule rule;
-  rule.id = "https";
-  rule.protocol = policy::Protocol::Tcp;
-  rule.local_ports = {{443, 443}};
-  rule.peers = "many";
-  pol.rules.push_back(rule);
-  auto selected = policy::select_rules(pol, "");
+  auto selected = https_over(pol, set);
   ASSERT_TRUE(std::holds_alternative<policy::RuleSet>(selected));
 
   const auto start = std::chrono::steady_clock::now();
@@ -158,14 +163,7 @@ TEST(Limits, APeerSetOfEveryPrefixLengthLoads) {
       set.cidrs.push_back(c);
     }
   }
-  pol.peer_sets.push_back(set);
-  policy::Rule rule;
-  rule.id = "https";
-  rule.protocol = policy::Protocol::Tcp;
-  rule.local_ports = {{443, 443}};
-  rule.peers = "chain";
-  pol.rules.push_back(rule);
-  auto selected = policy::select_rules(pol, "");
+  auto selected = https_over(pol, set);
   ASSERT_TRUE(std::holds_alternative<policy::RuleSet>(selected));
   auto compiled = compile::compile(std::get<policy::RuleSet>(selected));
   ASSERT_EQ(compiled.peers_v4.lengths.size(), 32u);
