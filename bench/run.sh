@@ -65,8 +65,13 @@ fi
 NS_COST=xgb-cost NS_SRV=xgb-srv NS_CLI=xgb-cli
 WORK=$(mktemp -d /tmp/xgb-bench.XXXXXX)
 XDPG=$BUILD/agent/xdpguard
+# The agent section attaches through the default pin root; remove it at the
+# end if this run is what created it.
+MADE_PIN_ROOT=0
+[ -e /sys/fs/bpf/xdpguard ] || MADE_PIN_ROOT=1
 cleanup() {
   set +e
+  [ $MADE_PIN_ROOT = 1 ] && rmdir /sys/fs/bpf/xdpguard 2>/dev/null
   # The agent pins under the host's /sys/fs/bpf: detach before the devices go.
   if [ -e /run/netns/$NS_SRV ] && [ -x "$XDPG" ]; then
     ip netns pids $NS_SRV 2>/dev/null | while read -r p; do kill "$p" 2>/dev/null || true; done
