@@ -250,11 +250,11 @@ int run_check(int argc, char** argv) {
     fmt::print("{}", format_table(excluded));
   }
   const auto& st = pol.settings;
-  fmt::print("\nsettings{}: {}; flow table {} entries\n",
+  fmt::print("\nsettings{}: {}; flow table {} entries; drop events {}/s, burst {}\n",
              st.where.line ? "" : " (defaults, no settings block)",
              settings_text(policy::to_string(st.egress), st.tcp_established_timeout,
                            st.tcp_closing_timeout, st.udp_timeout, st.fragment_timeout),
-             st.flow_table_size);
+             st.flow_table_size, st.event_rate, st.event_burst);
   fmt::print("compiled: {} port-table slots, {} IPv4 and {} IPv6 prefixes "
              "({} and {} prefix lengths probed)\n",
              compiled.port_entries.size(), compiled.peers_v4.entries.size(),

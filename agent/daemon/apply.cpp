@@ -158,6 +158,8 @@ kernel::DatapathOptions datapath_options(const policy::Settings& s) {
   o.udp_timeout_ns = s.udp_timeout * kNsPerSecond;
   o.frag_timeout_ns = s.fragment_timeout * kNsPerSecond;
   o.flow_table_size = s.flow_table_size;
+  o.event_rate = s.event_rate;
+  o.event_burst = s.event_burst;
   o.audit = s.audit;
   return o;
 }

@@ -102,6 +102,10 @@ struct Settings {
   uint32_t udp_timeout = 60;
   uint32_t fragment_timeout = 30;     // a first fragment's decision, for the rest
   uint32_t flow_table_size = 65536;   // entries of the LRU flow table
+  // Drop events: at most `event_rate` per second (0: none) and `event_burst`
+  // at once, per CPU, direction and reason (docs/telemetry.md).
+  uint32_t event_rate = 10;
+  uint32_t event_burst = 20;
   SourceLocation where;               // of `settings:`; line 0 if absent
 };
 

@@ -46,7 +46,11 @@ std::optional<std::string> loosely_writable(const struct stat& st, const std::st
 constexpr std::string_view kTopKeys[] = {
     "version", "name", "description", "peer_sets", "rules", "host_essentials", "profiles",
     "settings"};
-constexpr std::string_view kSettingsKeys[] = {"mode", "egress", "timeouts", "flow_table_size"};
+constexpr std::string_view kSettingsKeys[] = {"mode", "egress", "timeouts", "flow_table_size",
+                                              "events"};
+constexpr std::string_view kEventKeys[] = {"rate", "burst"};
+// Drop events per second per CPU, direction and reason (0: none) and burst.
+constexpr uint32_t kMaxEventRate = 100000;
 constexpr std::string_view kTimeoutKeys[] = {"tcp_established", "tcp_closing", "udp",
                                              "fragments"};
 // Bounds that keep a typo from disabling tracking (a zero timeout expires
@@ -698,6 +702,19 @@ void PolicyParser::parse_settings(const Field& f) {
   if (const Field* n = get(fs, "flow_table_size"))
     if (auto v = bounded(*n, "flow_table_size", kMinFlowTable, kMaxFlowTable, "entries"))
       s.flow_table_size = *v;
+  if (const Field* ev = get(fs, "events")) {
+    if (!ev->value.IsMap()) {
+      error(at(*ev), "events: must be a mapping with keys: " + join(kEventKeys));
+    } else {
+      Fields es = fields(ev->value, kEventKeys);
+      if (const Field* r = get(es, "rate"))
+        if (auto v = bounded(*r, "events: rate", 0, kMaxEventRate, "events per second"))
+          s.event_rate = *v;
+      if (const Field* b = get(es, "burst"))
+        if (auto v = bounded(*b, "events: burst", 1, kMaxEventRate, "events"))
+          s.event_burst = *v;
+    }
+  }
   const Field* t = get(fs, "timeouts");
   if (!t) return;
   if (!t->value.IsMap()) {

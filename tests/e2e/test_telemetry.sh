@@ -11,6 +11,7 @@
 #   rate x seconds), suppressed == sent - emitted, every emitted event logged
 #   (events_received_total), and the suppressed counts the events carry;
 # - a SIGHUP reload counts in xdpguard_reloads_total;
+# - settings.events {rate: 0} applied by a reload: drops emit no event, count as suppressed;
 # - `stats --drops` names the flooded port and the client as top; `stats
 #   --watch` redraws a per-rule table; a non-loopback --metrics is refused.
 # shellcheck source=tests/e2e/lib.sh
@@ -203,6 +204,24 @@ wait_until 5 grep -q '^xdpguard_reloads_total 1$' "$E2E_WORK/xdpguard.prom" ||
 grep -q "^xdpguard_drops_total{interface=\"$SRV_IF\",reason=\"no_rule\",direction=\"ingress\"}" \
   "$E2E_WORK/xdpguard.prom" || fail "textfile lacks drop counters"
 log "ok: reload counted, events after it, textfile current"
+
+phase "events setting"
+# settings.events reaches the datapath through a reload: rate 0 emits no
+# event, and the drops are counted as suppressed instead.
+printf 'settings:\n  events: {rate: 0, burst: 1}\n' >>"$POLICY"
+xg check --policy "$POLICY" | grep -q "drop events 0/s, burst 1" || fail "check does not show the events setting"
+scrape "$E2E_WORK/m5" || fail "scrape failed"
+kill -HUP "$DAEMON_PID"
+two_reloads() { (($(grep -c 'reloaded to' "$E2E_WORK/daemon.log") >= 2)); }
+wait_until 10 two_reloads || fail "second SIGHUP did not reload"
+before=$(events_of 8443 | wc -l)
+send_frames 5 tcp "$CLI_IP4" "$SRV_IP4" 40010 8443 S
+sleep 1.5
+after=$(events_of 8443 | wc -l)
+((after == before)) || fail "rate 0 still emitted $((after - before)) events"
+scrape "$E2E_WORK/m6" || fail "scrape failed"
+expect_metric m5 m6 "xdpguard_events_suppressed_total$(L 'reason="peer_not_in_set",direction="ingress"')" 5
+log "ok: events {rate: 0} applied by reload: 5 drops, no event, 5 suppressed"
 
 phase "stop"
 kill -TERM "$DAEMON_PID"

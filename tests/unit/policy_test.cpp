@@ -794,6 +794,8 @@ TEST(PolicySettings, DefaultsWithoutTheBlock) {
   EXPECT_EQ(s.udp_timeout, 60u);
   EXPECT_EQ(s.fragment_timeout, 30u);
   EXPECT_EQ(s.flow_table_size, 65536u);
+  EXPECT_EQ(s.event_rate, 10u);
+  EXPECT_EQ(s.event_burst, 20u);
   EXPECT_EQ(s.where.line, 0);
 }
 
@@ -802,6 +804,7 @@ TEST(PolicySettings, EveryKeyIsRead) {
   egress: track
   timeouts: {tcp_established: 7200, tcp_closing: 10, udp: 120, fragments: 5}
   flow_table_size: 2048
+  events: {rate: 0, burst: 5}
 )");
   ASSERT_TRUE(r.ok()) << all(r.errors);
   const Settings& s = r.policy->settings;
@@ -811,6 +814,8 @@ TEST(PolicySettings, EveryKeyIsRead) {
   EXPECT_EQ(s.udp_timeout, 120u);
   EXPECT_EQ(s.fragment_timeout, 5u);
   EXPECT_EQ(s.flow_table_size, 2048u);
+  EXPECT_EQ(s.event_rate, 0u);
+  EXPECT_EQ(s.event_burst, 5u);
   EXPECT_EQ(s.where.line, 21);
 
   auto off = parse(kHeader + kRule + "settings:\n  egress: off\n  timeouts: {udp: 30}\n");
@@ -831,6 +836,10 @@ TEST(PolicySettings, ErrorsPointAtTheValue) {
     icmp: 5
   flow_table_size: 1023
   mtu: 1500
+  events:
+    rate: 100001
+    burst: 0
+    size: 3
 )");
   EXPECT_TRUE(has_error(r, "t.yaml:22:11", "egress: 'block' is not one of enforce, track, off"));
   EXPECT_TRUE(has_error(r, "t.yaml:24:10", "timeouts: udp: '0' must be a whole number of seconds from 1 to 86400"));
@@ -840,6 +849,9 @@ TEST(PolicySettings, ErrorsPointAtTheValue) {
   EXPECT_TRUE(has_error(r, "t.yaml:28:5", "unknown key 'icmp'"));
   EXPECT_TRUE(has_error(r, "t.yaml:29:20", "flow_table_size: '1023' must be a whole number of entries from 1024 to 4194304"));
   EXPECT_TRUE(has_error(r, "t.yaml:30:3", "unknown key 'mtu'"));
+  EXPECT_TRUE(has_error(r, "t.yaml:32:11", "events: rate: '100001' must be a whole number of events per second from 0 to 100000"));
+  EXPECT_TRUE(has_error(r, "t.yaml:33:12", "events: burst: '0' must be a whole number of events from 1 to 100000"));
+  EXPECT_TRUE(has_error(r, "t.yaml:34:5", "unknown key 'size'"));
 }
 
 TEST(PolicySettings, ShapesAreChecked) {
