@@ -125,7 +125,9 @@ for line in open(sys.argv[1]):
         print(json.dumps(o, sort_keys=True))
 PY
 }
-wait_until 5 test "$(events_of 8443 | wc -l)" -ge 20 || fail "expected 20 events for 8443, got $(events_of 8443 | wc -l)"
+# wait_until polls a command: the count must be taken inside it.
+events_at_least() { (($(events_of "$1" | wc -l) >= $2)); }
+wait_until 5 events_at_least 8443 20 || fail "expected 20 events for 8443, got $(events_of 8443 | wc -l)"
 [[ $(events_of 8443 | wc -l) == 20 ]] || fail "more than 20 events for 20 drops"
 [[ $(events_of 9999 | wc -l) == 15 ]] || fail "expected 15 events for 9999"
 [[ $(events_of 5060 | wc -l) == 0 ]] || fail "an allowed packet produced an event"
@@ -198,7 +200,7 @@ scrape "$E2E_WORK/m4" || fail "scrape failed"
 [[ $(metric "$E2E_WORK/m4" xdpguard_reloads_total) == 1 ]] || fail "xdpguard_reloads_total is not 1"
 # The reload reused the ring buffer: events keep coming.
 send_frames 3 tcp "$CLI_IP4" "$SRV_IP4" 40009 8443 S
-wait_until 5 test "$(events_of 8443 | wc -l)" -ge 23 || fail "no events after the reload"
+wait_until 5 events_at_least 8443 23 || fail "no events after the reload"
 wait_until 5 grep -q '^xdpguard_reloads_total 1$' "$E2E_WORK/xdpguard.prom" ||
   fail "the textfile does not follow (reloads)"
 grep -q "^xdpguard_drops_total{interface=\"$SRV_IF\",reason=\"no_rule\",direction=\"ingress\"}" \
