@@ -60,6 +60,8 @@ std::string policy_label(const policy::Policy& p, const std::string& profile);
 // the apply pipeline with its errors printed (file:line:col) on stderr.
 void add_apply_options(cxxopts::Options& o);
 std::optional<daemon::ApplyOptions> apply_options(const cxxopts::ParseResult& r);
+// --mode (native|generic) of attach and run; the error printed when invalid.
+std::optional<kernel::XdpMode> xdp_mode_option(const cxxopts::ParseResult& r);
 std::optional<daemon::PreparedPolicy> prepare_or_print(const daemon::ApplyOptions& req);
 
 int run_check(int argc, char** argv);

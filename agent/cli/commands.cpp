@@ -274,12 +274,8 @@ int run_attach(int argc, char** argv) {
   auto& r = std::get<cxxopts::ParseResult>(parsed);
   auto iface = required(r, o, "iface");
   if (!iface) return kExitUsage;
-  auto mode = kernel::xdp_mode_from_string(r["mode"].as<std::string>());
-  if (!mode) {
-    print_error(fmt::format("--mode must be native or generic, not '{}'",
-                            r["mode"].as<std::string>()));
-    return kExitUsage;
-  }
+  auto mode = xdp_mode_option(r);
+  if (!mode) return kExitUsage;
 
   auto req = apply_options(r);
   if (!req) return kExitUsage;

@@ -23,6 +23,13 @@ void add_apply_options(cxxopts::Options& o) {
       cxxopts::value<uint16_t>()->default_value("22"), "PORT");
 }
 
+std::optional<kernel::XdpMode> xdp_mode_option(const cxxopts::ParseResult& r) {
+  const auto text = r["mode"].as<std::string>();
+  auto mode = kernel::xdp_mode_from_string(text);
+  if (!mode) print_error(fmt::format("--mode must be native or generic, not '{}'", text));
+  return mode;
+}
+
 std::optional<daemon::ApplyOptions> apply_options(const cxxopts::ParseResult& r) {
   daemon::ApplyOptions a;
   a.policy_path = r["policy"].as<std::string>();
@@ -152,12 +159,8 @@ int run_daemon(int argc, char** argv) {
     print_error("--iface is required (xdpguard run --help)");
     return kExitUsage;
   }
-  auto mode = kernel::xdp_mode_from_string(r["mode"].as<std::string>());
-  if (!mode) {
-    print_error(fmt::format("--mode must be native or generic, not '{}'",
-                            r["mode"].as<std::string>()));
-    return kExitUsage;
-  }
+  auto mode = xdp_mode_option(r);
+  if (!mode) return kExitUsage;
   auto req = apply_options(r);
   if (!req) return kExitUsage;
   daemon::AgentConfig config;
