@@ -360,19 +360,19 @@ kernel::Status confirm(const std::string& iface) {
   // Only reads: confirming an interface never touched leaves nothing behind.
   auto paths = state_paths(iface);
   if (!paths) return paths.error();
-  const std::string* dir = &paths->second;
+  const std::string& dir = paths->second;
   std::error_code ec;
-  if (!fs::is_directory(*dir, ec)) return plain_error("nothing to confirm on " + iface);
-  auto lock = lock_state(*dir);
+  if (!fs::is_directory(dir, ec)) return plain_error("nothing to confirm on " + iface);
+  auto lock = lock_state(dir);
   if (!lock) return lock.error();
-  const std::string pending = *dir + "/pending";
+  const std::string pending = dir + "/pending";
   if (::unlink(pending.c_str()) != 0) {
     if (errno == ENOENT) return plain_error("nothing to confirm on " + iface);
     return errno_error(errno, "cannot remove " + pending);
   }
   // The watcher notices within 100 ms and exits; no signal, so a recycled
   // pid in a stale pid file can never be hit.
-  ::unlink((*dir + "/watcher.pid").c_str());
+  ::unlink((dir + "/watcher.pid").c_str());
   return {};
 }
 
