@@ -82,6 +82,19 @@ struct xdpg_frag_info {
 	__u8 protocol; /* IPv4 protocol / fragment header's nexthdr */
 };
 
+/* A 16-bit length field in host order, with bounds the verifier can see.
+ * Verifiers before 6.x (Debian's 5.10 and 6.1 among them) keep no bounds
+ * across a byte swap (BPF_END): ntohs() of a loaded u16 is an unbounded
+ * scalar there, and adding it to a packet pointer is refused. The mask is in
+ * asm so that clang, which knows the swap's range, cannot drop it. */
+static __always_inline __u32 xdpg_len16(const void *field)
+{
+	__u64 v = bpf_ntohs(*(const __be16 *)field);
+
+	asm volatile("%0 &= 0xffff" : "+r"(v));
+	return (__u32)v;
+}
+
 static __always_inline int xdpg_need(const void *pos, __u32 n, const void *data_end)
 {
 	return (const __u8 *)pos + n <= (const __u8 *)data_end;
@@ -148,7 +161,7 @@ static __always_inline int xdpg_parse_ipv4(struct xdpg_cursor *c, struct xdpg_l3
 		return XDPG_DROP_MALFORMED;
 	if (!xdpg_need(iph, hlen, c->data_end))
 		return XDPG_DROP_MALFORMED;
-	tot_len = bpf_ntohs(iph->tot_len);
+	tot_len = xdpg_len16(&iph->tot_len);
 	if (tot_len < hlen)
 		return XDPG_DROP_MALFORMED;
 	if (tot_len > xdpg_remaining(c, iph))
@@ -179,7 +192,7 @@ static __always_inline int xdpg_parse_ipv6(struct xdpg_cursor *c, struct xdpg_l3
 		return XDPG_DROP_MALFORMED;
 	if ((*(__u8 *)ip6 >> 4) != 6)
 		return XDPG_DROP_MALFORMED;
-	plen = bpf_ntohs(ip6->payload_len);
+	plen = xdpg_len16(&ip6->payload_len);
 	if (plen == 0) /* jumbogram: no length we can trust */
 		return XDPG_DROP_MALFORMED;
 	if (sizeof(*ip6) + plen > xdpg_remaining(c, ip6))
@@ -242,8 +255,10 @@ static __always_inline int xdpg_walk_ipv6(const struct xdpg_cursor *c, struct xd
 	__u8 *pos = l3->l4;
 	__u8 nh = l3->proto;
 
-	w->first_frag = 0;
-	w->later_frag = 0;
+	/* w->frag too: clang carries its fields through the loop in stack
+	 * slots, and verifiers before 5.12 refuse reading a slot that no path
+	 * has written, even when the value is never used. */
+	__builtin_memset(w, 0, sizeof(*w));
 #pragma unroll
 	for (int i = 0; i < XDPG_MAX_EXT_HDRS; i++) {
 		__u32 len = 8;
