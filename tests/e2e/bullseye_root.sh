@@ -84,6 +84,13 @@ if [[ -f $ROOT.key && $(cat "$ROOT.key") == "$KEY" && -x $ROOT/usr/bin/ldd ]]; t
   exit 0
 fi
 
+# Under the lock nobody else is building: a scratch root left here was
+# abandoned by a killed run.
+for old in "$CACHE/$SUITE-root.new."*; do
+  [[ -e $old ]] || continue
+  grep -q " $old/" /proc/mounts && fail "something is mounted under $old"
+  rm -rf --one-file-system "$old"
+done
 NEW=$(mktemp -d "$CACHE/$SUITE-root.new.XXXXXX")
 cleanup() {
   local rc=$?
