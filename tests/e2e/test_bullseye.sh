@@ -10,7 +10,9 @@
 # - `attach` from the root natively on the server veth, with real clients:
 #   HTTPS 443 passes over IPv4 and IPv6, TCP 8080 and UDP 9999 are blocked,
 #   and the counters read from the root (`stats`) say so; `detach` from the
-#   root removes the pins.
+#   root removes the pins;
+# - `run` from the root adopts the attachment, serves /metrics on loopback
+#   and exits on SIGTERM leaving the programs attached.
 # Each command runs in a mount namespace of its own in which the cached root
 # is mounted read-only with /proc, /sys, bpffs, /dev, /tmp and an empty /run
 # over it: nothing stays mounted after the command, whatever happens, and the
@@ -118,6 +120,21 @@ stats_snapshot "$E2E_WORK/s1.json"
 expect_deltas "$E2E_WORK/s0.json" "$E2E_WORK/s1.json" \
   "rule:$rule_https:pass_packets ge 6" "rule:$rule_https:drop_packets eq 0" \
   "reason:no_rule:packets ge 3"
+
+phase "the daemon from the root"
+# It adopts what attach left, serves metrics on the namespace's loopback
+# (a numeric address: no resolver in a static binary) and leaves the
+# programs attached when it stops.
+start_server daemon "$XDPGUARD" run --iface "$SRV_IF" --metrics 127.0.0.1:9740 --log-format json
+DAEMON_PID=${E2E_PIDS[-1]}
+scrape() { in_srv curl -sf --max-time 5 http://127.0.0.1:9740/metrics >"$E2E_WORK/metrics"; }
+wait_until 10 scrape || fail "no metrics on 127.0.0.1:9740 from the daemon in the root"
+grep -q "^xdpguard_rule_packets_total{.*rule=\"$rule_https\".*} [1-9]" "$E2E_WORK/metrics" ||
+  fail "no packets counted for $rule_https in the metrics: $(grep -m3 rule_packets "$E2E_WORK/metrics")"
+kill -TERM "$DAEMON_PID"
+wait "$DAEMON_PID" || fail "the daemon exited $? on SIGTERM"
+[[ $(xdp_mode) == 1 ]] || fail "the daemon's exit detached the firewall"
+log "ok: run adopted the attachment, served metrics, stopped cleanly"
 
 phase "detach from the root"
 xg_detach
