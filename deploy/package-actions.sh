@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # What the package scripts do, shared by the .deb (deploy/debian/) and the
 # RPM (deploy/rpm/): each format's scripts decide *when*, from their own
 # arguments; these functions say *what*. cmake/Packaging.cmake pastes this
