@@ -7,6 +7,8 @@ packages=(
   # build
   cmake g++ clang llvm pkg-config make
   libclang-rt-14-dev  # libFuzzer and the sanitizer runtimes for clang (tests/fuzz)
+  # the -dev packages also ship the static archives the agent is linked from
+  # (libbpf.a, libelf.a, libz.a, libyaml-cpp.a: cmake/Dependencies.cmake)
   libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev
   libyaml-cpp-dev libcxxopts-dev libspdlog-dev libfmt-dev libgtest-dev
   # lab and tests: real clients and servers
@@ -19,8 +21,10 @@ packages=(
   slapd ldap-utils python3-aiosmtpd swaks chrony
   # packaging (tests/e2e/test_package.sh): dpkg-shlibdeps computes Depends,
   # systemd-analyze verifies the unit (systemd need not be PID 1), groff
-  # checks the man page; debootstrap for deploy/test-fresh-debian.sh
-  dpkg-dev systemd groff-base debootstrap
+  # checks the man page, rpm (rpmbuild) builds the RPM and rpmlint checks it;
+  # debootstrap builds the bullseye root of tests/e2e/test_bullseye.sh (and
+  # deploy/test-fresh-debian.sh's bookworm one)
+  dpkg-dev systemd groff-base rpm rpmlint debootstrap
 )
 
 missing=()

@@ -231,6 +231,13 @@ xg_detach() {
   [[ ! -e $E2E_PIN_DIR ]] || fail "detach left $E2E_PIN_DIR behind"
 }
 
+# xdp_mode: the XDP attach mode on the server's interface as iproute2
+# reports it (0 none, 1 native/driver, 2 generic).
+xdp_mode() {
+  ip -n "$SRV_NS" -j -d link show dev "$SRV_IF" |
+    "$PY" -c 'import json,sys; l=json.load(sys.stdin)[0]; print(l.get("xdp",{}).get("mode",0))'
+}
+
 # stats_snapshot FILE: the counters as JSON.
 stats_snapshot() {
   xg stats --iface "$SRV_IF" --json >"$1" 2>>"$E2E_WORK/xdpguard.log" ||

@@ -30,9 +30,8 @@ expect_ok "UDP 9999 delivers before attach" udp_delivered "$SRV_IP4" before-atta
 phase "attach default policy"
 xg_attach
 [[ -d $E2E_PIN_DIR ]] || fail "no pin directory $E2E_PIN_DIR after attach"
-xdp_mode=$(ip -n "$SRV_NS" -j -d link show dev "$SRV_IF" |
-  "$PY" -c 'import json,sys; l=json.load(sys.stdin)[0]; print(l.get("xdp",{}).get("mode",0))')
-[[ $xdp_mode == 1 ]] || fail "expected a native (driver) XDP program on $SRV_IF, mode=$xdp_mode"
+mode=$(xdp_mode)
+[[ $mode == 1 ]] || fail "expected a native (driver) XDP program on $SRV_IF, mode=$mode"
 
 # Rule ids come from the policy, through explain, not from this script.
 rule_https=$(rule_for "tcp $CLI_IP4:40000 -> $SRV_IP4:443 flags S")
@@ -141,7 +140,6 @@ expect_delta "$E2E_WORK/s6.json" "$E2E_WORK/s7.json" "reason:no_rule:packets" eq
 
 phase "detach"
 xg_detach
-xdp_mode=$(ip -n "$SRV_NS" -j -d link show dev "$SRV_IF" |
-  "$PY" -c 'import json,sys; l=json.load(sys.stdin)[0]; print(l.get("xdp",{}).get("mode",0))')
-[[ $xdp_mode == 0 ]] || fail "an XDP program is still attached to $SRV_IF after detach"
+mode=$(xdp_mode)
+[[ $mode == 0 ]] || fail "an XDP program is still attached to $SRV_IF after detach"
 expect_ok "TCP 8080 answers again after detach" tcp_banner "$SRV_IP4" 8080 open-8080
