@@ -25,6 +25,9 @@ packages=(
   # debootstrap builds the bullseye root of tests/e2e/test_bullseye.sh (and
   # deploy/test-fresh-debian.sh's bookworm one)
   dpkg-dev systemd groff-base rpm rpmlint debootstrap
+  # the kernel matrix (tests/vm/): Debian's kernels booted under qemu (TCG),
+  # a busybox initramfs, kmod for modprobe inside, xz for trixie's modules
+  qemu-system-x86 busybox-static kmod cpio xz-utils
 )
 
 missing=()

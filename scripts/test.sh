@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything CI runs: install dependencies, build (Release), run every ctest
-# label (unit, bpf, e2e), then the unit and bpf labels under ASan/UBSan. Fails if any test fails, is skipped or did not run,
-# or if no tests were found. Needs root (bpf and e2e tests).
+# label (unit, bpf, e2e), the kernel matrix (tests/vm/), then the unit and
+# bpf labels under ASan/UBSan. Fails if any test fails, is skipped or did not
+# run, or if no tests were found. Needs root (bpf and e2e tests).
 # BUILD_DIR (default: build) is the build directory.
 set -euo pipefail
 
@@ -36,6 +37,13 @@ if [[ -f $last ]] && grep -q '^\[  SKIPPED \]' "$last"; then
   echo "test.sh: some gtest cases were skipped:" >&2
   grep '^\[  SKIPPED \]' "$last" >&2 || true
   exit 1
+fi
+
+# The kernel matrix: the bpf tests and real traffic on Debian's 5.10, 6.1
+# and 6.12 kernels under qemu, against this build (tests/vm/matrix.sh).
+# VM_MATRIX=0 leaves it out.
+if [[ ${VM_MATRIX:-1} != 0 ]]; then
+  tests/vm/matrix.sh "$BUILD_DIR" || rc=1
 fi
 
 # The unit and BPF tests again under AddressSanitizer and UBSan, in a build

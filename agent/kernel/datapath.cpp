@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "kernel/libbpf_log.hpp"
@@ -44,22 +45,24 @@ bpf_map* skeleton_map(const gen::xdpguard* skel, MapId id) {
 // for this map type (arrays and hashes since 5.6), else one update each.
 template <typename Key, typename Value>
 Status write_entries(int fd, const Key* keys, const Value* values, size_t count,
-                     const char* name) {
+                     const char* name, bool per_element) {
   if (count == 0) return {};
-  uint32_t n = static_cast<uint32_t>(count);
-  bpf_map_batch_opts opts{};
-  opts.sz = sizeof(opts);
-  int err = bpf_map_update_batch(fd, keys, values, &n, &opts);
-  if (err == 0) return {};
-  spdlog::debug("{} batch update failed ({}), writing entries one by one", name,
-                std::strerror(-err));
+  if (!per_element) {
+    uint32_t n = static_cast<uint32_t>(count);
+    bpf_map_batch_opts opts{};
+    opts.sz = sizeof(opts);
+    int err = bpf_map_update_batch(fd, keys, values, &n, &opts);
+    if (err == 0) return {};
+    spdlog::debug("{} batch update failed ({}), writing entries one by one", name,
+                  std::strerror(-err));
+  }
   for (size_t i = 0; i < count; ++i)
     if (int e = bpf_map_update_elem(fd, &keys[i], &values[i], BPF_ANY); e)
       return errno_error(e, std::string("cannot write ") + name + " entry " + std::to_string(i));
   return {};
 }
 
-Status fill_port_table(int fd, const compile::CompiledPolicy& policy) {
+Status fill_port_table(int fd, const compile::CompiledPolicy& policy, bool per_element) {
   const auto& entries = policy.port_entries;
   std::vector<uint32_t> keys;
   std::vector<uint64_t> values;
@@ -72,11 +75,13 @@ Status fill_port_table(int fd, const compile::CompiledPolicy& policy) {
     values.push_back(v);
   }
   // The array starts zeroed: only the nonzero slots are written.
-  return write_entries(fd, keys.data(), values.data(), keys.size(), "port_table");
+  return write_entries(fd, keys.data(), values.data(), keys.size(), "port_table",
+                       per_element);
 }
 
 template <typename Key>
-Status fill_peers(int fd, const compile::PeerTable<Key>& table, const char* name) {
+Status fill_peers(int fd, const compile::PeerTable<Key>& table, const char* name,
+                  bool per_element) {
   std::vector<Key> keys;
   std::vector<uint64_t> values;
   keys.reserve(table.entries.size());
@@ -85,7 +90,7 @@ Status fill_peers(int fd, const compile::PeerTable<Key>& table, const char* name
     keys.push_back(key);
     values.push_back(mask);
   }
-  return write_entries(fd, keys.data(), values.data(), keys.size(), name);
+  return write_entries(fd, keys.data(), values.data(), keys.size(), name, per_element);
 }
 
 // Peer hashes are preallocated: exactly one slot per prefix (a map needs
@@ -183,6 +188,22 @@ Datapath::Datapath(Datapath&&) noexcept = default;
 Datapath& Datapath::operator=(Datapath&&) noexcept = default;
 Datapath::~Datapath() = default;
 
+VerifierStats parse_verifier_stats(std::string_view log) {
+  VerifierStats st;
+  // "processed 30156 insns (limit 1000000) max_states_per_insn 21
+  //  total_states 1494 peak_states 543 mark_read 22", "verification time 2143 usec"
+  auto number_after = [&](std::string_view key) -> uint64_t {
+    size_t at = log.find(key);
+    if (at == std::string_view::npos) return 0;
+    return std::strtoull(std::string(log.substr(at + key.size(), 20)).c_str(), nullptr, 10);
+  };
+  st.insns_processed = static_cast<uint32_t>(number_after("processed "));
+  st.insns_limit = static_cast<uint32_t>(number_after("insns (limit "));
+  st.peak_states = static_cast<uint32_t>(number_after("peak_states "));
+  st.verification_us = number_after("verification time ");
+  return st;
+}
+
 Result<Datapath> Datapath::load(const compile::CompiledPolicy& policy,
                                 const DatapathOptions& options) {
   route_libbpf_to_spdlog();
@@ -231,6 +252,15 @@ Result<Datapath> Datapath::load(const compile::CompiledPolicy& policy,
   for (const auto& [id, fd] : options.reuse_maps)
     if (int err = bpf_map__reuse_fd(skeleton_map(skel.get(), id), fd); err)
       return errno_error(err, std::string("cannot reuse map ") + map_name(id));
+  // Stats only (level 4): a few lines, and no cost of a full trace.
+  std::array<std::vector<char>, 2> stats_logs;
+  bpf_program* const programs[] = {skel->progs.xdpguard_ingress, skel->progs.xdpguard_egress};
+  if (options.verifier_stats)
+    for (size_t i = 0; i < stats_logs.size(); ++i) {
+      stats_logs[i].assign(4096, '\0');
+      bpf_program__set_log_buf(programs[i], stats_logs[i].data(), stats_logs[i].size());
+      bpf_program__set_log_level(programs[i], 4);
+    }
   // Map creation fails here too (a flow table or peer set too big for the
   // kernel's limits or memory): name the sizes the policy chose.
   if (int err = gen::xdpguard__load(skel.get()); err)
@@ -241,11 +271,24 @@ Result<Datapath> Datapath::load(const compile::CompiledPolicy& policy,
                             " peer prefixes) or the verifier rejected a program; libbpf's "
                             "message above says which (-v for details)");
 
+  if (options.verifier_stats)
+    for (size_t i = 0; i < stats_logs.size(); ++i) {
+      VerifierStats st = parse_verifier_stats(stats_logs[i].data());
+      st.program = bpf_program__name(programs[i]);
+      bpf_prog_info info{};
+      uint32_t len = sizeof(info);
+      if (bpf_obj_get_info_by_fd(bpf_program__fd(programs[i]), &info, &len) == 0)
+        st.xlated_insns = info.xlated_prog_len / 8;
+      options.verifier_stats->push_back(st);
+    }
+
   Datapath dp(std::move(skel));
-  if (auto st = fill_port_table(dp.map_fd(MapId::PortTable), policy); !st) return st.error();
-  if (auto st = fill_peers(dp.map_fd(MapId::PeersV4), policy.peers_v4, "peers_v4"); !st)
+  if (auto st = fill_port_table(dp.map_fd(MapId::PortTable), policy, options.per_element_fill); !st) return st.error();
+  if (auto st = fill_peers(dp.map_fd(MapId::PeersV4), policy.peers_v4, "peers_v4",
+                             options.per_element_fill); !st)
     return st.error();
-  if (auto st = fill_peers(dp.map_fd(MapId::PeersV6), policy.peers_v6, "peers_v6"); !st)
+  if (auto st = fill_peers(dp.map_fd(MapId::PeersV6), policy.peers_v6, "peers_v6",
+                             options.per_element_fill); !st)
     return st.error();
   for (uint32_t i = 0; i < policy.rule_meta.size(); ++i) {
     uint32_t slot = (*slots)[i];

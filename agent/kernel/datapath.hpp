@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -43,6 +45,21 @@ inline constexpr const char* kProgramName = "xdpguard_ingress";
 inline constexpr const char* kEgressProgramName = "xdpguard_egress";
 
 // Defaults are the BPF object's rodata defaults (bpf/xdpguard.bpf.c).
+// What the verifier reported for one program (BPF_LOG_STATS, Linux 5.2+):
+// the figures docs/kernels.md tabulates per kernel.
+struct VerifierStats {
+  std::string program;
+  uint32_t insns_processed = 0;  // "processed N insns": the complexity spent
+  uint32_t insns_limit = 0;      // "(limit N)": that kernel's complexity limit
+  uint32_t peak_states = 0;
+  uint64_t verification_us = 0;  // "verification time N usec"; 0 if not printed
+  uint32_t xlated_insns = 0;     // program size after the verifier's rewrites
+};
+
+// The figures of one program's BPF_LOG_STATS log; insns_limit 0 if the log
+// has no "processed" line.
+VerifierStats parse_verifier_stats(std::string_view log);
+
 struct DatapathOptions {
   // Timeouts are in ns of the datapath clock; 0 means "already expired"
   // (docs/datapath.md 8.3; tests use it, policies allow 1 s at least).
@@ -70,6 +87,12 @@ struct DatapathOptions {
   // Use bpf_ktime_get_ns even where the coarse clock exists: the clock older
   // kernels get (kernel::probe_datapath_clock), for tests and the benchmark.
   bool precise_clock = false;
+  // Fill the maps one update per entry even where batch updates exist: the
+  // path kernels before 5.6 take, forced by tests on newer ones.
+  bool per_element_fill = false;
+  // When set, the verifier's statistics of each program are appended here
+  // (the load asks for BPF_LOG_STATS).
+  std::vector<VerifierStats>* verifier_stats = nullptr;
   // Drop events per second and burst, per CPU, direction and drop reason
   // (the kernel's token bucket, maps.h event_limits); 0 events/s: none.
   uint32_t event_rate = 10;

@@ -12,6 +12,31 @@ namespace {
 
 thread_local int quiet_depth = 0;
 
+}  // namespace
+
+std::string verifier_verdict(const std::string& text) {
+  const std::string begin = "-- BEGIN PROG LOAD LOG --";
+  size_t at = text.find(begin);
+  size_t end = text.find("-- END PROG LOAD LOG --");
+  if (at == std::string::npos || end == std::string::npos || end < at) return text;
+  std::string head = text.substr(0, at);
+  std::string body = text.substr(at + begin.size(), end - at - begin.size());
+  std::string last, processed;
+  size_t pos = 0;
+  while (pos < body.size()) {
+    size_t nl = body.find('\n', pos);
+    std::string line = body.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    pos = nl == std::string::npos ? body.size() : nl + 1;
+    if (line.empty()) continue;
+    if (line.rfind("processed ", 0) == 0) processed = line;
+    else if (processed.empty()) last = line;
+  }
+  return head + "the verifier refused it: " + last +
+         (processed.empty() ? "" : " (" + processed + ")") + "; -v shows the whole log";
+}
+
+namespace {
+
 int print_to_spdlog(enum libbpf_print_level level, const char* format, va_list args) {
   auto spd_level =
       level == LIBBPF_WARN && quiet_depth == 0 ? spdlog::level::warn : spdlog::level::debug;
@@ -25,6 +50,8 @@ int print_to_spdlog(enum libbpf_print_level level, const char* format, va_list a
   std::vsnprintf(text.data(), text.size(), format, args);
   text.resize(static_cast<size_t>(n));
   while (!text.empty() && text.back() == '\n') text.pop_back();
+  if (spd_level == spdlog::level::warn && !spdlog::should_log(spdlog::level::debug))
+    text = verifier_verdict(text);
   spdlog::log(spd_level, "{}", text);  // libbpf prefixes its own "libbpf: "
   return n;
 }

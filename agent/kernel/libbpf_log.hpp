@@ -2,7 +2,15 @@
 // warnings always, libbpf's info/debug chatter only at debug level (-v).
 #pragma once
 
+#include <string>
+
 namespace xdpguard::kernel {
+
+// A libbpf message holding a refused program's verifier log (thousands of
+// lines, one warning) cut to its verdict: the line the verifier stopped at
+// and its "processed N insns" count. Other messages are returned as they are.
+// Without -v this is what the operator sees.
+std::string verifier_verdict(const std::string& libbpf_message);
 
 // Idempotent; call once before opening any BPF object.
 void route_libbpf_to_spdlog();

@@ -9,6 +9,11 @@
 // - a peer set with a prefix of every length, /1 to /32 and /1 to /128 (the
 //   most probes the datapath can need), loads: the verifier accepts the
 //   longest probe loops; sources at the ends of the set are decided by it;
+// - with the default policy and the every-length one, each program uses less
+//   than half of the running kernel's verifier complexity limit (figures to
+//   $XDPGUARD_VERIFIER_REPORT for docs/kernels.md);
+// - the per-element map fill (the path of kernels without batch updates,
+//   forced here) writes the same entries as the batch fill;
 // - a flow table the kernel cannot create fails the load with an error that
 //   names the flow table, and nothing stays loaded;
 // - pins from another generation are refused by stats and flows with a
@@ -21,6 +26,7 @@
 #include <bpf/bpf.h>
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <array>
@@ -28,6 +34,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <tuple>
 #include <variant>
 
 #include "classify/packet_spec.hpp"
@@ -37,6 +45,7 @@
 #include "kernel/libbpf_log.hpp"
 #include "kernel/pins.hpp"
 #include "policy/parser.hpp"
+#include "support.hpp"
 
 namespace xdpguard {
 namespace {
@@ -144,13 +153,16 @@ TEST(Limits, AHugePeerSetLoadsWhole) {
               kAddresses, seconds, info.max_entries);
 }
 
-TEST(Limits, APeerSetOfEveryPrefixLengthLoads) {
+// TCP 443 from a peer set with a prefix of every length of 10.1.2.3 and
+// 2001:db8::1 (/1 to /32, /1 to /128): the most probes the datapath can
+// need, so the most the verifier walks.
+compile::CompiledPolicy every_length_policy() {
   policy::Policy pol;
   pol.name = "lengths";
   policy::PeerSet set;
   set.name = "chain";
   for (int family : {4, 6}) {
-    policy::Cidr host;  // 10.1.2.3, 2001:db8::1: every length of it
+    policy::Cidr host;
     host.family = family;
     host.address = family == 4 ? std::array<uint8_t, 16>{10, 1, 2, 3}
                                : std::array<uint8_t, 16>{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0,
@@ -164,8 +176,11 @@ TEST(Limits, APeerSetOfEveryPrefixLengthLoads) {
     }
   }
   auto selected = https_over(pol, set);
-  ASSERT_TRUE(std::holds_alternative<policy::RuleSet>(selected));
-  auto compiled = compile::compile(std::get<policy::RuleSet>(selected));
+  return compile::compile(std::get<policy::RuleSet>(selected));
+}
+
+TEST(Limits, APeerSetOfEveryPrefixLengthLoads) {
+  auto compiled = every_length_policy();
   ASSERT_EQ(compiled.peers_v4.lengths.size(), 32u);
   ASSERT_EQ(compiled.peers_v6.lengths.size(), 128u);
 
@@ -193,6 +208,101 @@ TEST(Limits, APeerSetOfEveryPrefixLengthLoads) {
   EXPECT_EQ(probe("[8000::1]"), XDP_DROP);
   std::printf("[ limits ] 32 + 128 prefix lengths loaded in %.2f s, %u instructions verified\n",
               seconds, info.verified_insns);
+}
+
+// Both programs, with the default policy and with the one the verifier walks
+// the longest, use less than half of this kernel's complexity limit: a
+// verifier release that tracks a little less precisely still takes them.
+// The figures go to $XDPGUARD_VERIFIER_REPORT (tests/vm/matrix.sh gathers
+// them per kernel for docs/kernels.md).
+TEST(Limits, EachProgramUsesLessThanHalfTheVerifierLimit) {
+  auto parsed = policy::parse_policy_text(kDefaultPolicyYaml, "default", "");
+  ASSERT_TRUE(parsed.ok());
+  auto selected = policy::select_rules(*parsed.policy, "");
+  ASSERT_TRUE(std::holds_alternative<policy::RuleSet>(selected));
+  const std::pair<const char*, compile::CompiledPolicy> cases[] = {
+      {"default", compile::compile(std::get<policy::RuleSet>(selected))},
+      {"every-prefix-length", every_length_policy()},
+  };
+  utsname uts{};
+  ASSERT_EQ(uname(&uts), 0);
+  const char* report_path = std::getenv("XDPGUARD_VERIFIER_REPORT");
+  FILE* report = report_path ? std::fopen(report_path, "a") : nullptr;
+  ASSERT_TRUE(!report_path || report) << report_path;
+  for (const auto& [name, compiled] : cases) {
+    std::vector<kernel::VerifierStats> stats;
+    kernel::DatapathOptions options;
+    options.verifier_stats = &stats;
+    const auto start = std::chrono::steady_clock::now();
+    auto dp = kernel::Datapath::load(compiled, options);
+    const double load_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    ASSERT_TRUE(dp.ok()) << name << ": " << dp.error().message;
+    ASSERT_EQ(stats.size(), 2u);
+    for (const auto& st : stats) {
+      ASSERT_GT(st.insns_limit, 0u) << name << " " << st.program << ": no statistics in the log";
+      EXPECT_LT(st.insns_processed, st.insns_limit / 2)
+          << name << " " << st.program << " on " << uts.release;
+      std::printf("[ verifier ] %s %s %s: %u insns processed (limit %u), %u peak states, "
+                  "%u insns after rewrites, verified in %llu us, load %.0f ms\n",
+                  uts.release, name, st.program.c_str(), st.insns_processed, st.insns_limit,
+                  st.peak_states, st.xlated_insns,
+                  static_cast<unsigned long long>(st.verification_us), load_ms);
+      if (report)
+        std::fprintf(report, "%s\t%s\t%s\t%u\t%u\t%u\t%u\t%llu\t%.0f\n", uts.release, name,
+                     st.program.c_str(), st.insns_processed, st.insns_limit, st.peak_states,
+                     st.xlated_insns, static_cast<unsigned long long>(st.verification_us),
+                     load_ms);
+    }
+  }
+  if (report) std::fclose(report);
+}
+
+// The per-element fill (kernels before 5.6 have no batch updates) writes
+// exactly what the batch fill does: same peer and port entries, same verdicts.
+TEST(Limits, PerElementFillWritesWhatTheBatchFillWrites) {
+  const auto compiled = every_length_policy();
+  kernel::DatapathOptions per_element;
+  per_element.per_element_fill = true;
+  auto batch = kernel::Datapath::load(compiled);
+  auto single = kernel::Datapath::load(compiled, per_element);
+  ASSERT_TRUE(batch.ok()) << batch.error().message;
+  ASSERT_TRUE(single.ok()) << single.error().message;
+
+  auto entries = [](int fd, size_t key_size, size_t value_size) {
+    std::map<std::vector<uint8_t>, std::vector<uint8_t>> out;
+    std::vector<uint8_t> key(key_size), next(key_size), value(value_size);
+    for (const void* prev = nullptr; bpf_map_get_next_key(fd, prev, next.data()) == 0;
+         prev = key.data()) {
+      key = next;
+      EXPECT_EQ(bpf_map_lookup_elem(fd, key.data(), value.data()), 0);
+      out[key] = value;
+    }
+    return out;
+  };
+  const std::tuple<kernel::MapId, size_t, size_t> maps[] = {
+      {kernel::MapId::PeersV4, sizeof(xdpg_peer_v4_key), sizeof(__u64)},
+      {kernel::MapId::PeersV6, sizeof(xdpg_peer_v6_key), sizeof(__u64)},
+  };
+  for (const auto& [id, key_size, value_size] : maps) {
+    auto want = entries(batch->map_fd(id), key_size, value_size);
+    EXPECT_FALSE(want.empty());
+    EXPECT_EQ(entries(single->map_fd(id), key_size, value_size), want);
+  }
+  // The port table is an array (every key exists): its written slots.
+  ASSERT_FALSE(compiled.port_entries.empty());
+  for (const auto& [key, bits] : compiled.port_entries) {
+    __u64 got = 0;
+    ASSERT_EQ(bpf_map_lookup_elem(single->map_fd(kernel::MapId::PortTable), &key, &got), 0);
+    EXPECT_EQ(got, bits) << "port_table[" << key << "]";
+  }
+  for (const char* src : {"10.1.2.3", "127.255.255.255", "128.0.0.0", "[2001:db8::1]",
+                          "[8000::1]"}) {
+    const char* dst = src[0] == '[' ? "[2001:db8:ffff::1]" : "192.0.2.1";
+    auto spec = classify::parse_packet_spec(std::string("tcp ") + src + ":5000 -> " + dst + ":443");
+    auto frame = classify::build_frame(std::get<classify::PacketSpec>(spec));
+    EXPECT_EQ(*single->test_run(frame), *batch->test_run(frame)) << src;
+  }
 }
 
 TEST(Limits, AFlowTableTheKernelCannotCreateFailsTheLoad) {

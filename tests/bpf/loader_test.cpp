@@ -12,6 +12,8 @@
 //   puts the XDP program and the TC egress filter on the interface, refuses a
 //   second attach, feeds stats from the pins alone, and detach leaves neither
 //   program nor the pins (a clsact qdisc and filters of others stay);
+// - the datapath clock is bpf_ktime_get_coarse_ns from Linux 5.11 on, the
+//   precise clock before (5.10), as the probe finds and the load uses;
 // - a failed attach (unknown interface, or a driver refusing native mode after
 //   the pins were written, or a foreign filter at our TC handle) leaves
 //   nothing behind;
@@ -28,9 +30,11 @@
 #include <net/if.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -127,6 +131,22 @@ int run(const Datapath& dp, const std::vector<uint8_t>& f) {
   auto action = dp.test_run(f);
   EXPECT_TRUE(action.ok()) << (action ? "" : action.error().message);
   return action ? *action : -1;
+}
+
+// The datapath clock is the coarse one exactly where the kernel has it for
+// XDP and TC (5.11, Debian's 6.1 and later), else the precise one (5.10):
+// the probe decides, and a load uses what it decided.
+TEST(DatapathLoad, ClockFollowsTheKernel) {
+  utsname uts{};
+  ASSERT_EQ(uname(&uts), 0);
+  unsigned major = 0, minor = 0;
+  ASSERT_EQ(std::sscanf(uts.release, "%u.%u", &major, &minor), 2) << uts.release;
+  const bool has_coarse = major > 5 || (major == 5 && minor >= 11);
+  const uint8_t want = has_coarse ? XDPG_CLOCK_COARSE : XDPG_CLOCK_PRECISE;
+  EXPECT_EQ(kernel::probe_datapath_clock(), want) << uts.release;
+  auto dp = kernel::Datapath::load(compile::CompiledPolicy{});
+  ASSERT_TRUE(dp.ok()) << dp.error().message;
+  EXPECT_EQ(dp->clock(), want) << uts.release;
 }
 
 TEST(DatapathLoad, FillsEveryMapFromTheCompiledPolicy) {
