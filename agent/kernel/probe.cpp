@@ -49,10 +49,14 @@ Status probe_bpf_features() {
     return {};
   };
   const std::pair<int, const char*> checks[] = {
-      {libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_XDP, nullptr), "XDP programs"},
+      {libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_XDP, nullptr), "XDP programs (4.8)"},
+      {libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SCHED_CLS, nullptr), "TC programs (4.1)"},
       {libbpf_probe_bpf_map_type(BPF_MAP_TYPE_HASH, nullptr), "HASH maps"},
-      {libbpf_probe_bpf_map_type(BPF_MAP_TYPE_LRU_HASH, nullptr), "LRU_HASH maps"},
+      {libbpf_probe_bpf_map_type(BPF_MAP_TYPE_LRU_HASH, nullptr), "LRU_HASH maps (4.10)"},
       {libbpf_probe_bpf_map_type(BPF_MAP_TYPE_PERCPU_ARRAY, nullptr), "PERCPU_ARRAY maps"},
+      {libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, nullptr), "the BPF ring buffer (5.8)"},
+      {libbpf_probe_bpf_helper(BPF_PROG_TYPE_XDP, BPF_FUNC_jiffies64, nullptr),
+       "bpf_jiffies64 in XDP (5.5)"},
   };
   for (auto [ret, what] : checks)
     if (auto st = note(ret, what); !st) return st;

@@ -9,10 +9,13 @@
 
 namespace xdpguard::kernel {
 
-// The oldest kernel the datapath is written for (no newer BPF features used).
-inline constexpr const char* kMinimumKernel = "Linux 5.14";
+// The oldest kernel the datapath is tested on (tests/vm/, docs/kernels.md).
+// Its newest required feature is the ring buffer (5.8).
+inline constexpr const char* kMinimumKernel = "Linux 5.10";
 
-// XDP programs and the HASH, LRU_HASH and PERCPU_ARRAY map types.
+// XDP and TC programs, the map types, the ring buffer and bpf_jiffies64:
+// everything the programs need that a kernel (or a distribution's backport)
+// may lack, each named with the upstream release that brought it.
 Status probe_bpf_features();
 
 // The datapath's clock (enum xdpg_clock in maps.h): XDPG_CLOCK_COARSE when
