@@ -5,7 +5,7 @@
 # short mix of allowed and blocked traffic with real clients against real
 # servers, print the per-rule counters, and tear everything down.
 #
-# Usage: sudo scripts/lab.sh [--no-build]    (--no-build: reuse the build as is)
+# Usage (as root): scripts/lab.sh [--no-build]    (--no-build: reuse the build as is)
 # BUILD_DIR (default: build) is where it builds and finds build/agent/xdpguard.
 # Exit status is non-zero if any connection did not behave as the policy says.
 set -euo pipefail

@@ -189,9 +189,6 @@ TEST(Limits, APeerSetOfEveryPrefixLengthLoads) {
   ASSERT_TRUE(dp.ok()) << dp.error().message;
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  bpf_prog_info info{};
-  uint32_t len = sizeof(info);
-  ASSERT_EQ(bpf_obj_get_info_by_fd(dp->prog_fd(), &info, &len), 0);
 
   auto probe = [&](const std::string& src) {
     const char* dst = src[0] == '[' ? "[2001:db8:ffff::1]" : "192.0.2.1";
@@ -206,8 +203,9 @@ TEST(Limits, APeerSetOfEveryPrefixLengthLoads) {
   EXPECT_EQ(probe("[2001:db8::1]"), XDP_PASS);
   EXPECT_EQ(probe("[7fff::1]"), XDP_PASS);
   EXPECT_EQ(probe("[8000::1]"), XDP_DROP);
-  std::printf("[ limits ] 32 + 128 prefix lengths loaded in %.2f s, %u instructions verified\n",
-              seconds, info.verified_insns);
+  // The verifier's figures: EachProgramUsesLessThanHalfTheVerifierLimit
+  // (bpf_prog_info.verified_insns is 0 before 5.16).
+  std::printf("[ limits ] 32 + 128 prefix lengths loaded in %.2f s\n", seconds);
 }
 
 // Both programs, with the default policy and with the one the verifier walks
