@@ -161,6 +161,8 @@ kernel::DatapathOptions datapath_options(const policy::Settings& s) {
   o.event_rate = s.event_rate;
   o.event_burst = s.event_burst;
   o.audit = s.audit;
+  o.learn = s.learn;
+  o.learn_table_size = s.learn_entries;
   return o;
 }
 

@@ -24,8 +24,6 @@ namespace xdpguard::policy {
 
 namespace {
 
-// The one peer set that is open on purpose (ICMP errors, NDP): no warning.
-constexpr std::string_view kAnywhere = "anywhere";
 constexpr size_t kMaxRuleIdLen = XDPG_RULE_ID_LEN - 1;
 constexpr size_t kMaxRowLen = XDPG_RULE_ROW_LEN - 1;
 constexpr size_t kMaxPolicyNameLen = sizeof(xdpg_info::policy_name) - 1;
@@ -47,8 +45,12 @@ constexpr std::string_view kTopKeys[] = {
     "version", "name", "description", "peer_sets", "rules", "host_essentials", "profiles",
     "settings"};
 constexpr std::string_view kSettingsKeys[] = {"mode", "egress", "timeouts", "flow_table_size",
-                                              "events"};
+                                              "events", "learn"};
 constexpr std::string_view kEventKeys[] = {"rate", "burst"};
+constexpr std::string_view kLearnKeys[] = {"enabled", "entries"};
+// Each learn table holds at most this many entries (about 100 bytes each
+// in the kernel, docs/learn.md).
+constexpr uint32_t kMaxLearnEntries = 4 * 1024 * 1024;
 // Drop events per second per CPU, direction and reason (0: none) and burst.
 constexpr uint32_t kMaxEventRate = 100000;
 constexpr std::string_view kTimeoutKeys[] = {"tcp_established", "tcp_closing", "udp",
@@ -715,6 +717,18 @@ void PolicyParser::parse_settings(const Field& f) {
           s.event_burst = *v;
     }
   }
+  if (const Field* l = get(fs, "learn")) {
+    if (!l->value.IsMap()) {
+      error(at(*l), "learn: must be a mapping with keys: " + join(kLearnKeys));
+    } else {
+      Fields ls = fields(l->value, kLearnKeys);
+      if (const Field* e = get(ls, "enabled"))
+        if (auto b = bool_value(*e, "learn: enabled")) s.learn = *b;
+      if (const Field* n = get(ls, "entries"))
+        if (auto v = bounded(*n, "learn: entries", 1, kMaxLearnEntries, "entries"))
+          s.learn_entries = *v;
+    }
+  }
   const Field* t = get(fs, "timeouts");
   if (!t) return;
   if (!t->value.IsMap()) {
@@ -915,7 +929,7 @@ std::variant<RuleSet, Diagnostic> select_rules(const Policy& policy, const std::
 std::vector<Diagnostic> open_peer_set_warnings(const Policy& policy, const RuleSet& rules) {
   std::vector<Diagnostic> out;
   for (const PeerSet& set : policy.peer_sets) {
-    if (set.name == kAnywhere || !set.is_open()) continue;
+    if (!set.to_fill_in()) continue;
     const bool used = std::any_of(rules.rules.begin(), rules.rules.end(),
                                   [&](const RuleSet::Entry& e) { return e.peers == &set; });
     if (used)

@@ -854,6 +854,30 @@ TEST(PolicySettings, ErrorsPointAtTheValue) {
   EXPECT_TRUE(has_error(r, "t.yaml:34:5", "unknown key 'size'"));
 }
 
+TEST(PolicySettings, LearnIsOffByDefaultAndReadWithItsBounds) {
+  auto plain = parse(kHeader + kRule);
+  ASSERT_TRUE(plain.ok()) << all(plain.errors);
+  EXPECT_FALSE(plain.policy->settings.learn);
+  EXPECT_EQ(plain.policy->settings.learn_entries, uint32_t{XDPG_LEARN_ENTRIES});
+
+  auto on = parse(kHeader + kRule + "settings:\n  learn: {enabled: true, entries: 4096}\n");
+  ASSERT_TRUE(on.ok()) << all(on.errors);
+  EXPECT_TRUE(on.policy->settings.learn);
+  EXPECT_EQ(on.policy->settings.learn_entries, 4096u);
+
+  auto bad = parse(kHeader + kRule + R"(settings:
+  learn:
+    enabled: maybe
+    entries: 0
+    window: 3
+)");
+  EXPECT_TRUE(has_error(bad, "t.yaml:23:14", "learn: enabled"));
+  EXPECT_TRUE(has_error(bad, "t.yaml:24:14", "learn: entries: '0' must be a whole number of entries from 1 to 4194304"));
+  EXPECT_TRUE(has_error(bad, "t.yaml:25:5", "unknown key 'window'"));
+  EXPECT_TRUE(has_error(parse(kHeader + kRule + "settings:\n  learn: yes\n"), "t.yaml:22:10",
+                        "learn: must be a mapping with keys: enabled, entries"));
+}
+
 TEST(PolicySettings, ShapesAreChecked) {
   EXPECT_TRUE(has_error(parse(kHeader + kRule + "settings: enforce\n"), "t.yaml:21:11",
                         "settings: must be a mapping"));
