@@ -59,6 +59,8 @@ struct PeerSet {
   std::string description;
   std::vector<Cidr> cidrs;
   SourceLocation where;
+  SourceLocation cidrs_where;  // of the `cidrs` key; line 0 without one
+  bool from_file = false;      // some of `cidrs` came from `file:`
   bool is_open() const;  // contains 0.0.0.0/0 or ::/0
   // Open and not `anywhere`: the operator has still to fill it in, so
   // `xdpguard learn` observes its peers (docs/learn.md).

@@ -394,6 +394,8 @@ void PolicyParser::parse_peer_sets(const Field& f) {
     const Field* cidrs = get(fs, "cidrs");
     const Field* file = get(fs, "file");
     if (!cidrs && !file) error(set.where, "peer set '" + name + "': needs 'cidrs' or 'file'");
+    if (cidrs) set.cidrs_where = at(cidrs->key);
+    set.from_file = file != nullptr;
     if (cidrs)
       for (const auto& n : items(*cidrs, "cidrs")) {
         if (!n.IsScalar()) {
