@@ -84,12 +84,12 @@ std::string list_addresses(const std::vector<learn::Evidence>& evidence) {
   return out;
 }
 
-void print_report(const learn::Proposal& p, const learn::PreviewReport& pv) {
+void print_report(const learn::Proposal& p, const learn::PreviewReport& pv, bool emptied) {
   std::vector<std::vector<std::string>> rows = {
       {"rule", "set", "peers", "confirmed", "packets", "not recorded (table full)"}};
   for (const auto& r : p.rules)
     if (r.learned || r.peers || r.overflow)
-      rows.push_back({r.id + (r.receive_only ? " (receive-only)" : ""), r.set,
+      rows.push_back({r.id + (r.unconfirmable ? " (cannot confirm)" : ""), r.set,
                       std::to_string(r.peers), std::to_string(r.confirmed),
                       std::to_string(r.packets), std::to_string(r.overflow)});
   fmt::print("{}", format_table(rows));
@@ -111,16 +111,19 @@ void print_report(const learn::Proposal& p, const learn::PreviewReport& pv) {
                  pr.addresses == 1 ? "" : "es", pr.packets);
     if (!s.unconfirmed.empty())
       fmt::print("  not proposed, never confirmed: {}\n", list_addresses(s.unconfirmed));
-    if (!s.receive_only.empty())
-      fmt::print("  seen only on receive-only rules, which give a peer no way to confirm "
-                 "(--include-receive-only proposes them): {}\n",
-                 list_addresses(s.receive_only));
+    if (!s.unconfirmable.empty())
+      fmt::print("  not proposed, seen only where a peer cannot confirm (receive-only rules, UDP "
+                 "or ICMP the host only answers; --include-unconfirmable proposes them): {}\n",
+                 list_addresses(s.unconfirmable));
   }
   if (!quiet.empty()) {
     std::string names;
     for (const auto& n : quiet) names += (names.empty() ? "" : ", ") + n;
-    fmt::print("\nsets whose rules saw no peer, left as they were (fill in, empty, or remove "
-               "their rules): {}\n", names);
+    if (emptied)
+      fmt::print("\nsets whose rules saw no peer, emptied (--empty-unseen): {}\n", names);
+    else
+      fmt::print("\nsets whose rules saw no peer, left open to any address (fill in, empty "
+                 "with --empty-unseen, or remove their rules): {}\n", names);
   }
   fmt::print("\npreview (reference classifier, proposed policy): {} sighting{} of proposed peers "
              "replayed, {} admitted\n",
@@ -147,7 +150,10 @@ int run_learn(int argc, char** argv) {
       "out", "write the proposed policy here", cxxopts::value<std::string>(), "FILE")(
       "aggregate", "v4=LEN,v6=LEN,min=N: N addresses in one /LEN become that prefix",
       cxxopts::value<std::string>()->default_value("v4=24,v6=64,min=2"), "SPEC")(
-      "include-receive-only", "also propose peers seen only on receive-only rules")(
+      "include-unconfirmable",
+      "also propose peers seen only on rules where they cannot confirm (receive-only, UDP "
+      "the host only answers)")(
+      "empty-unseen", "empty the open sets whose rules saw no peer (default: leave them open)")(
       "since", "only sightings last seen in this window (600, 90m, 36h, 7d)",
       cxxopts::value<std::string>(), "AGE")(
       "save", "write the observations read (merged) to FILE", cxxopts::value<std::string>(), "FILE")(
@@ -167,7 +173,8 @@ int run_learn(int argc, char** argv) {
     return kExitUsage;
   }
   options.aggregate = *agg;
-  options.include_receive_only = r.count("include-receive-only") > 0;
+  options.include_unconfirmable = r.count("include-unconfirmable") > 0;
+  options.empty_unseen = r.count("empty-unseen") > 0;
   if (r.count("since")) {
     auto window = parse_duration(r["since"].as<std::string>());
     if (!window) {
@@ -268,7 +275,7 @@ int run_learn(int argc, char** argv) {
   learn::PreviewReport pv =
       learn::preview(std::get<policy::RuleSet>(after_selected), seen, proposal);
   fmt::print("learned on {}; policy {} (profile {})\n\n", source, path, profile.empty() ? "none" : profile);
-  print_report(proposal, pv);
+  print_report(proposal, pv, options.empty_unseen);
   if (r.count("out")) {
     const auto out = r["out"].as<std::string>();
     if (auto st = daemon::write_private(out, proposal.text); !st) {

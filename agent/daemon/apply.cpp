@@ -218,7 +218,7 @@ std::variant<PreparedPolicy, Problems> prepare_policy_text(const ApplyOptions& r
   if (auto* d = std::get_if<policy::Diagnostic>(&selected)) return Problems{d->to_string()};
   p.rules = std::get<policy::RuleSet>(std::move(selected));
   p.warnings = std::move(parsed.warnings);
-  for (auto& w : policy::open_peer_set_warnings(*p.policy, p.rules))
+  for (auto& w : policy::peer_set_warnings(*p.policy, p.rules))
     p.warnings.push_back(std::move(w));
   p.text = text;
   p.path = embedded ? "default" : req.policy_path;

@@ -73,7 +73,7 @@ PreviewReport preview(const policy::RuleSet& proposed, const Observations& seen,
   std::set<std::pair<std::string, classify::LearnedAddress>> kept;  // (set, peer) proposed
   for (const SetReport& s : proposal.sets)
     for (const Prefix& p : s.proposed)
-      for (const auto& group : {s.confirmed, s.receive_only})
+      for (const auto& group : {s.confirmed, s.unconfirmable})
         for (const Evidence& e : group)
           if (p.cidr.contains(e.addr.family, e.addr.addr.data())) kept.insert({s.name, e.addr});
   std::map<std::string, const policy::RuleSet::Entry*> entry_of;

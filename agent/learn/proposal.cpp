@@ -77,7 +77,7 @@ std::string evidence_comment(const Prefix& p) {
 std::vector<std::string> cidrs_lines(const policy::PeerSet& set, const SetReport& r,
                                      const std::string& pad) {
   std::vector<std::string> out;
-  const size_t unproposed = r.unconfirmed.size() + r.receive_only.size();
+  const size_t unproposed = r.unconfirmed.size() + r.unconfirmable.size();
   if (r.open && r.proposed.empty()) {
     out.push_back(fmt::format("{}cidrs: []  # xdpguard learn: no confirmed peer; {} seen and not "
                               "proposed (see the report)",
@@ -99,10 +99,15 @@ std::vector<std::string> cidrs_lines(const policy::PeerSet& set, const SetReport
 // What the rules of a set saw, per address.
 struct AddressSeen {
   Evidence evidence;
-  bool on_confirmable_rule = false;  // seen on a rule that is not receive-only
+  bool on_confirmable_rule = false;  // seen on a rule where it could have confirmed
 };
 
 }  // namespace
+
+bool confirmable(const policy::Rule& rule) {
+  if (rule.flow == policy::Flow::ReceiveOnly) return false;
+  return rule.protocol == policy::Protocol::Tcp || rule.initiator != policy::Initiator::Remote;
+}
 
 Proposal propose(const policy::Policy& policy, const std::string& text,
                  const policy::RuleSet& rules, const Observations& seen,
@@ -115,7 +120,7 @@ Proposal propose(const policy::Policy& policy, const std::string& text,
     r.id = e.rule->id;
     r.set = e.peers ? e.peers->name : "";
     r.learned = e.peers && e.peers->to_fill_in();
-    r.receive_only = e.rule->flow == policy::Flow::ReceiveOnly;
+    r.unconfirmable = !confirmable(*e.rule);
     if (auto it = seen.overflow.find(r.id); it != seen.overflow.end()) r.overflow = it->second;
     report_of[r.id] = out.rules.size();
     out.rules.push_back(r);
@@ -137,7 +142,7 @@ Proposal propose(const policy::Policy& policy, const std::string& text,
       a.evidence.last_seen = std::max(a.evidence.last_seen, s.last_seen);
     }
     a.evidence.packets += s.packets;
-    a.on_confirmable_rule |= !r.receive_only;
+    a.on_confirmable_rule |= !r.unconfirmable;
   }
 
   std::vector<std::string> lines = split_lines(text);
@@ -162,21 +167,25 @@ Proposal propose(const policy::Policy& policy, const std::string& text,
       else if (a.on_confirmable_rule)
         r.unconfirmed.push_back(a.evidence);
       else
-        r.receive_only.push_back(a.evidence);
+        r.unconfirmable.push_back(a.evidence);
     }
     r.no_traffic = r.open && by_set[set.name].empty();
     std::vector<Evidence> proposed = r.confirmed;
-    if (options.include_receive_only)
-      proposed.insert(proposed.end(), r.receive_only.begin(), r.receive_only.end());
+    if (options.include_unconfirmable)
+      proposed.insert(proposed.end(), r.unconfirmable.begin(), r.unconfirmable.end());
     r.proposed = aggregate(proposed, options.aggregate);
-    if (!r.open && r.proposed.empty() && r.unconfirmed.empty() && r.receive_only.empty()) continue;
+    if (!r.open && r.proposed.empty() && r.unconfirmed.empty() && r.unconfirmable.empty()) continue;
 
     const size_t key = static_cast<size_t>(set.cidrs_where.line) - 1;
     const bool editable = set.cidrs_where.line > 0 && key < lines.size() && !r.from_file;
     if (editable) {
       const size_t col = static_cast<size_t>(set.cidrs_where.column) - 1;
       const std::string pad(col, ' ');
-      if (r.no_traffic)
+      if (r.no_traffic && options.empty_unseen)
+        edits.push_back({key, value_end(lines, key, col),
+                         {pad + "cidrs: []  # xdpguard learn: no rule of this set saw a peer in "
+                                "the window; emptied (--empty-unseen)"}});
+      else if (r.no_traffic)
         edits.push_back({key, key - 1,
                          {pad + "# xdpguard learn: no rule of this set saw a peer in the window; "
                                 "left as it was: fill it in, empty it, or remove its rules"}});

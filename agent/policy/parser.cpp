@@ -396,7 +396,11 @@ void PolicyParser::parse_peer_sets(const Field& f) {
     if (!cidrs && !file) error(set.where, "peer set '" + name + "': needs 'cidrs' or 'file'");
     if (cidrs) set.cidrs_where = at(cidrs->key);
     set.from_file = file != nullptr;
-    if (cidrs)
+    // `cidrs: []` is a set of nobody, said on purpose (learn --empty-unseen
+    // writes it; a file may list nothing too): its rules admit no one, and
+    // peer_set_warnings says so. Elsewhere an empty list is a slip.
+    const bool said_empty = cidrs && cidrs->value.IsSequence() && cidrs->value.size() == 0;
+    if (cidrs && !said_empty)
       for (const auto& n : items(*cidrs, "cidrs")) {
         if (!n.IsScalar()) {
           error(at(n), "cidrs: must be an address or CIDR");
@@ -928,15 +932,17 @@ std::variant<RuleSet, Diagnostic> select_rules(const Policy& policy, const std::
   return set;
 }
 
-std::vector<Diagnostic> open_peer_set_warnings(const Policy& policy, const RuleSet& rules) {
+std::vector<Diagnostic> peer_set_warnings(const Policy& policy, const RuleSet& rules) {
   std::vector<Diagnostic> out;
   for (const PeerSet& set : policy.peer_sets) {
-    if (!set.to_fill_in()) continue;
     const bool used = std::any_of(rules.rules.begin(), rules.rules.end(),
                                   [&](const RuleSet::Entry& e) { return e.peers == &set; });
-    if (used)
+    if (!used) continue;
+    if (set.to_fill_in())
       out.push_back({set.where, "peer set '" + set.name +
                                     "' is open to any address; fill it in before production"});
+    else if (set.cidrs.empty())
+      out.push_back({set.where, "peer set '" + set.name + "' is empty: its rules admit no one"});
   }
   return out;
 }

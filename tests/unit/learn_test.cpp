@@ -209,8 +209,8 @@ TEST(LearnProposal, ProposesConfirmedPeersOnlyAndProvesItByReplay) {
   ASSERT_EQ(clients.unconfirmed.size(), 1u);
   EXPECT_EQ(address_text(clients.unconfirmed[0].addr), "203.0.113.5");
   const SetReport& devices = set_report(p, "devices");
-  ASSERT_EQ(devices.receive_only.size(), 1u);
-  EXPECT_EQ(address_text(devices.receive_only[0].addr), "192.0.2.60");
+  ASSERT_EQ(devices.unconfirmable.size(), 1u);
+  EXPECT_EQ(address_text(devices.unconfirmable[0].addr), "192.0.2.60");
   EXPECT_EQ(p.rules[0].overflow, 3u);
   EXPECT_EQ(p.rules[0].peers, 4u);
   EXPECT_EQ(p.rules[0].confirmed, 3u);
@@ -224,10 +224,40 @@ TEST(LearnProposal, ProposesConfirmedPeersOnlyAndProvesItByReplay) {
   EXPECT_EQ(pv.unproposed_outcomes["traps peer_not_in_set"], 1u);
 }
 
-TEST(LearnProposal, ReceiveOnlyPeersAreIncludedOnlyWhenAsked) {
+TEST(LearnProposal, ConfirmableRulesAreTcpOrOpenedByTheHost) {
+  Proposed p = parse_selected(kPolicy);
+  std::map<std::string, bool> got;
+  for (const auto& e : p.rules.rules) got[e.rule->id] = confirmable(*e.rule);
+  EXPECT_TRUE(got["https"]);       // TCP: the handshake
+  EXPECT_FALSE(got["traps"]);      // receive-only: never answered
+  EXPECT_TRUE(got["snmp-poll"]);   // UDP the host opens
+  EXPECT_TRUE(got["ldap"]);
+  policy::Rule udp_served;
+  udp_served.protocol = policy::Protocol::Udp;
+  udp_served.initiator = policy::Initiator::Remote;
+  EXPECT_FALSE(confirmable(udp_served));  // the host's answer reaches a spoofer too
+  udp_served.initiator = policy::Initiator::Both;
+  EXPECT_TRUE(confirmable(udp_served));
+}
+
+TEST(LearnProposal, UnseenSetsAreEmptiedOnlyWhenAsked) {
   Proposed before = parse_selected(kPolicy);
   ProposeOptions o;
-  o.include_receive_only = true;
+  o.empty_unseen = true;
+  Proposal p = propose(*before.policy, kPolicy, before.rules, sample(), o);
+  Proposed after = parse_selected(p.text);
+  ASSERT_TRUE(after.policy);
+  EXPECT_TRUE(set_cidrs(after, "quiet").empty());
+  EXPECT_TRUE(set_report(p, "quiet").no_traffic);
+  EXPECT_NE(p.text.find("emptied (--empty-unseen)"), std::string::npos);
+  // Sets that saw traffic are proposed as without the option.
+  EXPECT_EQ(set_cidrs(after, "devices"), (std::vector<std::string>{"192.0.2.50/32"}));
+}
+
+TEST(LearnProposal, UnconfirmablePeersAreIncludedOnlyWhenAsked) {
+  Proposed before = parse_selected(kPolicy);
+  ProposeOptions o;
+  o.include_unconfirmable = true;
   Proposal p = propose(*before.policy, kPolicy, before.rules, sample(), o);
   Proposed after = parse_selected(p.text);
   ASSERT_TRUE(after.policy);
