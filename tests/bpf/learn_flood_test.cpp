@@ -64,13 +64,9 @@ TEST(LearnFlood, DistinctSpoofedSourcesStayWithinTheTableAndAreCountedAsOverflow
   ASSERT_GT(total, table) << "XDPGUARD_LEARN_FLOOD must exceed the table (" << table << ")";
   ASSERT_LE(total, 1u << 22) << "sources are drawn from 100.64.0.0/10";
 
-  auto parsed = policy::parse_policy_text(kDefaultPolicyYaml, "default", "");
-  ASSERT_TRUE(parsed.ok());
-  auto selected = policy::select_rules(*parsed.policy, "");
-  ASSERT_TRUE(std::holds_alternative<policy::RuleSet>(selected));
   kernel::DatapathOptions options;
   options.learn = true;
-  auto dp = kernel::Datapath::load(compile::compile(std::get<policy::RuleSet>(selected)), options);
+  auto dp = kernel::Datapath::load(testing::compiled_default_policy(), options);
   ASSERT_TRUE(dp.ok()) << dp.error().message;
   const int peers_fd = dp->map_fd(kernel::MapId::LearnPeers);
   const uint64_t empty_bytes = map_memlock(peers_fd);

@@ -215,11 +215,7 @@ TEST(Limits, APeerSetOfEveryPrefixLengthLoads) {
 // The figures go to $XDPGUARD_VERIFIER_REPORT (tests/vm/matrix.sh gathers
 // them per kernel for docs/kernels.md).
 TEST(Limits, EachProgramUsesLessThanHalfTheVerifierLimit) {
-  auto parsed = policy::parse_policy_text(kDefaultPolicyYaml, "default", "");
-  ASSERT_TRUE(parsed.ok());
-  auto selected = policy::select_rules(*parsed.policy, "");
-  ASSERT_TRUE(std::holds_alternative<policy::RuleSet>(selected));
-  const compile::CompiledPolicy default_policy = compile::compile(std::get<policy::RuleSet>(selected));
+  const compile::CompiledPolicy default_policy = testing::compiled_default_policy();
   const compile::CompiledPolicy every_length = every_length_policy();
   const struct {
     const char* name;
