@@ -6,6 +6,8 @@
 #include <ctime>
 
 #include "cli/cli.hpp"
+#include "daemon/apply.hpp"
+#include "daemon/learn_keeper.hpp"
 #include "kernel/pins.hpp"
 #include "kernel/probe.hpp"
 #include "learn/preview.hpp"
@@ -25,40 +27,6 @@ int64_t wall_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-// The pins' observations with rule ids and wall-clock seconds.
-learn::Observations from_pins(const kernel::PinnedLearn& p) {
-  learn::Observations out;
-  const int64_t now = wall_now();
-  auto wall = [&](uint64_t t) {
-    return now - static_cast<int64_t>((p.now_ns > t ? p.now_ns - t : 0) / 1'000'000'000ULL);
-  };
-  auto rule_of = [&](uint32_t slot) {
-    return slot < p.slot_rule_ids.size() ? p.slot_rule_ids[slot] : std::string();
-  };
-  for (const auto& [k, v] : p.snapshot.peers) {
-    learn::Sighting s;
-    s.rule = rule_of(k.slot);
-    if (s.rule.empty()) continue;  // a slot freed since (its entries are being removed)
-    s.peer.family = k.family;
-    std::copy(std::begin(k.addr), std::end(k.addr), s.peer.addr.begin());
-    s.packets = v.packets;
-    s.first_seen = wall(v.first_ns);
-    s.last_seen = wall(v.last_ns);
-    out.sightings.push_back(s);
-  }
-  for (const auto& [k, v] : p.snapshot.confirmed) {
-    learn::LearnedAddress a{k.family, {}};
-    std::copy(std::begin(k.addr), std::end(k.addr), a.addr.begin());
-    out.confirmed[a] |= v.how;
-  }
-  for (uint32_t slot = 0; slot < XDPG_MAX_RULES && slot < p.snapshot.overflow.size(); ++slot)
-    if (p.snapshot.overflow[slot] && !rule_of(slot).empty())
-      out.overflow[rule_of(slot)] += p.snapshot.overflow[slot];
-  if (p.snapshot.overflow.size() > XDPG_MAX_RULES)
-    out.confirm_overflow = p.snapshot.overflow[XDPG_MAX_RULES];
-  return out;
 }
 
 // "90m", "36h", "7d", "600" (seconds) -> seconds.
@@ -157,10 +125,24 @@ int run_learn(int argc, char** argv) {
       "since", "only sightings last seen in this window (600, 90m, 36h, 7d)",
       cxxopts::value<std::string>(), "AGE")(
       "save", "write the observations read (merged) to FILE", cxxopts::value<std::string>(), "FILE")(
-      "merge", "add observations saved earlier with --save", cxxopts::value<std::vector<std::string>>(), "FILE");
+      "merge", "add observations saved earlier with --save", cxxopts::value<std::vector<std::string>>(), "FILE")(
+      "forget", "remove what was kept of earlier learn maps for --iface (before a detach or "
+                "reboot), then exit");
   auto parsed = parse(o, argc, argv);
   if (auto* code = std::get_if<int>(&parsed)) return *code;
   auto& r = std::get<cxxopts::ParseResult>(parsed);
+  if (r.count("forget")) {
+    if (!r.count("iface")) {
+      print_error("--forget needs --iface IF");
+      return kExitUsage;
+    }
+    if (auto st = daemon::forget_learned(r["iface"].as<std::string>()); !st) {
+      print_error(st.error().message);
+      return kExitError;
+    }
+    fmt::print("forgot what was kept of earlier learning on {}\n", r["iface"].as<std::string>());
+    return kExitOk;
+  }
   if (!r.count("iface") && !r.count("merge")) {
     print_error("learn needs --iface IF or --merge FILE");
     return kExitUsage;
@@ -198,8 +180,18 @@ int run_learn(int argc, char** argv) {
                          "or run with --learn, or settings.learn.enabled)\n", iface);
     if (pins->settings.egress_mode == XDPG_EGRESS_OFF)
       fmt::print(stderr, "warning: egress is off on {}: no peer can be confirmed\n", iface);
-    learn::merge(seen, from_pins(*pins));
+    learn::merge(seen, daemon::observations_of(*pins));
     source = iface;
+    auto earlier = daemon::learned_earlier(iface, *pins);
+    if (!earlier) {
+      print_error(earlier.error().message);
+      return kExitError;
+    }
+    if (!earlier->sightings.empty()) {
+      fmt::print(stderr, "including {} sightings kept from earlier learn maps (before a detach or "
+                         "reboot; --forget removes them)\n", earlier->sightings.size());
+      learn::merge(seen, *earlier);
+    }
   }
   if (r.count("merge"))
     for (const auto& file : r["merge"].as<std::vector<std::string>>()) {

@@ -9,6 +9,7 @@
 #include "cli/cli.hpp"
 #include "daemon/agent.hpp"
 #include "daemon/apply.hpp"
+#include "daemon/learn_keeper.hpp"
 #include "kernel/pins.hpp"
 #include "kernel/reload.hpp"
 #include "telemetry/service.hpp"
@@ -180,6 +181,7 @@ int run_daemon(int argc, char** argv) {
     print_error(telemetry.error().message);
     return kExitError;
   }
+  daemon::LearnKeeper learn_keeper(agent);
   return agent.run();
 }
 

@@ -639,6 +639,9 @@ Result<PinnedLearn> read_learned(const std::string& iface, const std::string& pi
   for (const auto& m : *meta) out.slot_rule_ids.push_back(fixed_string(m.id, XDPG_RULE_ID_LEN));
   out.snapshot = std::move(*snap);
   out.now_ns = clock_now_ns(out.settings.clock);
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(pins->fds[1].get(), &info, &len) == 0) out.peers_map_id = info.id;
   return out;
 }
 

@@ -143,6 +143,7 @@ struct PinnedLearn {
   std::vector<std::string> slot_rule_ids;   // by slot; "" for a free slot
   LearnSnapshot snapshot;                   // times on the datapath's clock
   uint64_t now_ns = 0;                      // that clock, when read
+  uint32_t peers_map_id = 0;  // learn_peers' kernel id: new maps (a new attach), new id
 };
 Result<PinnedLearn> read_learned(const std::string& iface,
                                  const std::string& pin_root = kDefaultPinRoot);

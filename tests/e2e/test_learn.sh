@@ -11,7 +11,10 @@
 #   real, confirmed peers, aggregated by the default rule (2 addresses of a
 #   /24 or /64 make the prefix), none of the spoofed sources, and not the
 #   device that only sent traps (a peer that cannot confirm: reported, not
-#   proposed); the replay preview admits every proposed sighting;
+#   proposed); the replay preview admits every proposed sighting. It learns
+#   this from what the daemon kept on disk: `xdpguard run` copies the maps
+#   and stops, the interface is detached (the maps are gone) and attached
+#   again, and the proposal is made after that;
 # - `reload --confirm` of the proposal, then `confirm`: every real client
 #   still works, while a new address and a spoofed one are dropped as
 #   peer_not_in_set (counted exactly, crafted frames) and the trap-only
@@ -82,6 +85,25 @@ for i in $(seq 1 10); do spoofed+=("3 tcp 2001:db8:66::$i $SRV_IP6 40000 443 S")
 for i in $(seq 1 30); do spoofed+=("2 udp 203.0.113.$i $SRV_IP4 40000 162"); done
 send_frame_batch "${spoofed[@]}" || fail "the spoofed burst could not be sent"
 log "spoofed burst sent: 50 sources to 443 (150 SYNs), 30 sources to 162 (60 datagrams)"
+
+phase "the daemon keeps what was learned across a detach"
+export XDPGUARD_LEARN_DIR="$E2E_WORK/learned"
+start_server agent "$XDPGUARD" run --iface "$SRV_IF" --audit --learn
+AGENT_PID=${E2E_PIDS[-1]}
+wait_until 10 test -s "$XDPGUARD_LEARN_DIR/$(basename "$E2E_PIN_DIR")/current" ||
+  fail "xdpguard run kept nothing in $XDPGUARD_LEARN_DIR"
+kill -TERM "$AGENT_PID"
+wait "$AGENT_PID" || fail "xdpguard run did not exit cleanly on SIGTERM"
+xg_detach
+xg_attach --audit --learn
+xg learn --iface "$SRV_IF" --save "$E2E_WORK/kept.obs" >"$E2E_WORK/learn-kept.log" 2>&1 ||
+  fail "xdpguard learn after the re-attach failed: $(cat "$E2E_WORK/learn-kept.log")"
+# (address, rule) pairs: 6 HTTPS, SIP, SSH, the device's traps and polls, the
+# trap-only device, LDAP, and the 80 spoofed sources.
+grep -q "^including 92 sightings kept from earlier learn maps" "$E2E_WORK/learn-kept.log" ||
+  fail "learn did not read the 92 kept sightings: $(head -3 "$E2E_WORK/learn-kept.log")"
+[[ $(grep -c '^sighting' "$E2E_WORK/kept.obs") == 92 ]] || fail "learn --save wrote other sightings than the 92 kept"
+log "ok: 92 sightings kept across the daemon's stop, a detach and an attach"
 
 phase "propose"
 PROPOSAL="$E2E_WORK/proposal.yaml"
