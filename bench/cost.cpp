@@ -1,5 +1,6 @@
 // Per-packet cost with BPF_PROG_TEST_RUN: the bare XDP_DROP floor, xdp-filter
-// and xdpguard's default policy, per packet class, in one invocation.
+// and xdpguard's default policy, per packet class, in one invocation; also
+// the same policy with learning on (docs/learn.md).
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
@@ -126,6 +127,11 @@ int run_cost(const Args& args) {
   precise_opts.precise_clock = true;
   Loaded guard_precise = load_datapath(def.compiled, precise_opts);
   insert_reply_flow(guard_precise.dp);
+  // The same datapath learning (docs/learn.md): what recording peers adds.
+  kernel::DatapathOptions learn_opts = opts;
+  learn_opts.learn = true;
+  Loaded guard_learn = load_datapath(def.compiled, learn_opts);
+  insert_reply_flow(guard_learn.dp);
 
   bench_progs* progs = bench_progs__open_and_load();
   if (!progs) die("cannot load bench_progs.bpf.o");
@@ -136,8 +142,9 @@ int run_cost(const Args& args) {
   int filter_fd = xdp_filter_fd(args);
 
   bool held = holds.hold(floor_fd) && holds.hold(guard.dp.prog_fd()) &&
-              holds.hold(guard_nar.dp.prog_fd()) && holds.hold(guard_precise.dp.prog_fd());
-  if (!args.get("hold-devs").empty() && !held) die("not enough --hold-devs (need 4)");
+              holds.hold(guard_nar.dp.prog_fd()) && holds.hold(guard_precise.dp.prog_fd()) &&
+              holds.hold(guard_learn.dp.prog_fd());
+  if (!args.get("hold-devs").empty() && !held) die("not enough --hold-devs (need 5)");
   // xdp-filter stays attached where it was loaded, so it is already held.
 
   struct Case {
@@ -162,6 +169,10 @@ int run_cost(const Args& args) {
       if (std::string(c.name) == cls)
         cases.push_back({"xdpguard-precise-clock", c.name, guard_precise.dp.prog_fd(),
                          frame(c.spec), c.expect, 0, {}, {}});
+  for (const auto& c : kClasses)
+    if (!c.narrowed)
+      cases.push_back({"xdpguard-learning", c.name, guard_learn.dp.prog_fd(), frame(c.spec),
+                       c.expect, 0, {}, {}});
   // Probes: what a tracked reply adds, part by part (see progs.bpf.c).
   {
     xdpg_flow_key k{};
@@ -188,7 +199,7 @@ int run_cost(const Args& args) {
         {"probe-flow-lookup16", progs->progs.bench_flow_lookup16}};
     for (auto [name, prog] : probes) {
       if (!holds.hold(bpf_program__fd(prog)) && !args.get("hold-devs").empty())
-        die("not enough --hold-devs (need 8)");
+        die("not enough --hold-devs (need 9)");
       cases.push_back({name, "tcp-443-allowed", bpf_program__fd(prog), frame(kClasses[0].spec),
                        XDP_DROP, 0, {}, {}});
     }
@@ -269,6 +280,17 @@ int run_cost(const Args& args) {
              kernel::clock_name(guard.dp.clock()),
              spread(med[{"xdpguard-precise-clock", "tcp-reply-tracked"}]),
              spread(med[{"xdpguard-precise-clock", "drop-undocumented-port"}]));
+  fmt::print("learning on (docs/learn.md), same policy: median ns/packet and on/off ratio:");
+  for (const auto& c : kClasses) {
+    if (c.narrowed) continue;
+    const Summary& on = med[{"xdpguard-learning", c.name}];
+    const Summary& off = med[{"xdpguard", c.name}];
+    fmt::print(" {} {} ({:.2f}x);", c.name, spread(on), on.median / off.median);
+    rec.add({{"section", jstr("cost-learning")}, {"class", jstr(c.name)},
+             {"median_ns", jnum(on.median)}, {"min_ns", jnum(on.min)}, {"max_ns", jnum(on.max)},
+             {"on_over_off", jnum(on.median / off.median)}});
+  }
+  fmt::print("\n");
   // Write avoidance (docs/datapath.md 8.2) only shows when CPUs share a flow.
   const auto reply = frame(kClasses[1].spec);
   Summary both = on_every_cpu(guard.dp.prog_fd(), reply, repeat, runs);

@@ -260,6 +260,9 @@ def markdown(result, by, scale, out):
             if fl:
                 L.append(f"| {r['class']}, xdpguard on the precise clock (bpf_ktime_get_ns) | | | | {f(r)} | "
                          f"{r['median_ns'] / fl['median_ns']:.2f} | |")
+        for r in by["cost-learning"]:
+            L.append(f"| {r['class']}, xdpguard learning (docs/learn.md; learning/not learning "
+                     f"{r['on_over_off']:.2f}) | | | | {f(r)} | | |")
         L.append("")
     if scale:
         L += ["### Scale (median [min-max] ns/packet; times in ms; memlock in KiB)", "",
