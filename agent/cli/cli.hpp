@@ -12,6 +12,7 @@
 
 #include "daemon/apply.hpp"
 #include "policy/model.hpp"
+#include "policy/parser.hpp"
 
 namespace xdpguard::cli {
 
@@ -30,7 +31,8 @@ struct LoadedPolicy {
 
 // `path` "" or "default": the embedded default policy. Prints every error as
 // file:line:col: message on stderr and returns nullopt on any error.
-std::optional<LoadedPolicy> load_policy(const std::string& path, const std::string& profile);
+std::optional<LoadedPolicy> load_policy(const std::string& path, const std::string& profile,
+                                        policy::ParseOptions options = {});
 void print_warnings(const LoadedPolicy&);
 
 // One line on stderr: "xdpguard: error: <message>".

@@ -203,11 +203,15 @@ std::string protocol_name(uint8_t protocol) {
 int run_check(int argc, char** argv) {
   auto o = make_options("check", "Validate a policy and print the rule table it compiles to.");
   add_policy_options(o);
+  o.add_options()("strict",
+                  "documentation keys are required: section, row, secured and purpose on "
+                  "vendor rules, purpose on host essentials");
   auto parsed = parse(o, argc, argv);
   if (auto* code = std::get_if<int>(&parsed)) return *code;
   auto& r = std::get<cxxopts::ParseResult>(parsed);
 
-  auto loaded = load_policy(r["policy"].as<std::string>(), r["profile"].as<std::string>());
+  auto loaded = load_policy(r["policy"].as<std::string>(), r["profile"].as<std::string>(),
+                            {.strict = r.count("strict") > 0});
   if (!loaded) return kExitError;
   print_warnings(*loaded);
   const auto& pol = *loaded->policy;
