@@ -16,10 +16,12 @@
 
 namespace xdpguard::cli {
 
-// Exit codes: 0 success, 1 failure, 2 bad command line.
+// Exit codes: 0 success, 1 failure, 2 bad command line, 3 warnings only
+// (`check --warnings-as-errors`: CI can tell a warned policy from a broken one).
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitError = 1;
 inline constexpr int kExitUsage = 2;
+inline constexpr int kExitWarnings = 3;
 
 // A parsed policy with the rules of one profile. The Policy lives on the heap
 // because RuleSet points into it.

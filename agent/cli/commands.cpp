@@ -11,6 +11,7 @@
 #include <set>
 #include <variant>
 
+#include "classify/lint.hpp"
 #include "classify/packet_spec.hpp"
 #include "classify/reference.hpp"
 #include "cli/cli.hpp"
@@ -200,12 +201,30 @@ std::string protocol_name(uint8_t protocol) {
   return protocol == IPPROTO_TCP ? "tcp" : protocol == IPPROTO_UDP ? "udp" : std::to_string(protocol);
 }
 
+// Where several rules admit the same packets, the one the counters show.
+std::string overlap_table(const classify::LintReport& lint, const policy::RuleSet& rules) {
+  std::vector<std::vector<std::string>> t = {{"PACKETS", "FROM", "COUNTED ON", "ALSO ADMITTED BY"}};
+  for (const auto& o : lint.overlaps) {
+    const auto& counted = *rules.rules[o.counted].rule;
+    std::string also;
+    for (size_t i : o.also) also += (also.empty() ? "" : ", ") + rules.rules[i].rule->id;
+    t.push_back({classify::describe_values(o.protocol, o.side, o.values), lint.addresses(o),
+                 fmt::format("{} (line {})", counted.id, counted.where.line), also});
+  }
+  return "Packets several rules admit are counted on the first (policy order; local ports before "
+         "remote ports):\n" +
+         format_table(t);
+}
+
 int run_check(int argc, char** argv) {
   auto o = make_options("check", "Validate a policy and print the rule table it compiles to.");
   add_policy_options(o);
   o.add_options()("strict",
                   "documentation keys are required: section, row, secured and purpose on "
-                  "vendor rules, purpose on host essentials");
+                  "vendor rules, purpose on host essentials")(
+      "warnings-as-errors", "exit 3 when there are warnings (and no errors)");
+  o.parse_positional({"policy"});  // `xdpguard check FILE` as well as --policy FILE
+  o.positional_help("[FILE]");
   auto parsed = parse(o, argc, argv);
   if (auto* code = std::get_if<int>(&parsed)) return *code;
   auto& r = std::get<cxxopts::ParseResult>(parsed);
@@ -213,12 +232,15 @@ int run_check(int argc, char** argv) {
   auto loaded = load_policy(r["policy"].as<std::string>(), r["profile"].as<std::string>(),
                             {.strict = r.count("strict") > 0});
   if (!loaded) return kExitError;
-  print_warnings(*loaded);
   const auto& pol = *loaded->policy;
   const auto& rules = loaded->rules;
+  const classify::LintReport lint = classify::lint(rules);
+  for (const auto& w : lint.warnings) loaded->warnings.push_back(w);
+  print_warnings(*loaded);
   auto compiled = compile::compile(rules);
-  for (const auto& w : compile::peer_length_warnings(compiled))
-    fmt::print(stderr, "warning: {}\n", w);
+  const auto length_warnings = compile::peer_length_warnings(compiled);
+  for (const auto& w : length_warnings) fmt::print(stderr, "warning: {}\n", w);
+  const bool warned = !loaded->warnings.empty() || !length_warnings.empty();
 
   fmt::print("policy {}: {} rules in force\n\n", policy_label(pol, rules.profile), rules.rules.size());
   std::vector<std::vector<std::string>> table = {
@@ -235,6 +257,7 @@ int run_check(int argc, char** argv) {
                      rule.essential ? "host essential: " + rule.purpose : rule.row});
   }
   fmt::print("{}", format_table(table));
+  if (!lint.overlaps.empty()) fmt::print("\n{}", overlap_table(lint, rules));
 
   std::vector<std::vector<std::string>> documented, excluded;
   for (const auto& rule : pol.rules) {
@@ -264,7 +287,7 @@ int run_check(int argc, char** argv) {
              compiled.port_entries.size(), compiled.peers_v4.entries.size(),
              compiled.peers_v6.entries.size(), compiled.peers_v4.lengths.size(),
              compiled.peers_v6.lengths.size());
-  return kExitOk;
+  return warned && r.count("warnings-as-errors") ? kExitWarnings : kExitOk;
 }
 
 int run_attach(int argc, char** argv) {
