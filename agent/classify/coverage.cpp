@@ -256,6 +256,12 @@ bool PacketSpace::admits(const policy::RuleSet& rules, size_t index, const Cell&
   return decide(alone, cell).verdict == Verdict::Pass;
 }
 
+void CellGroup::add(uint16_t first, uint16_t last, int address_class) {
+  values.emplace_back(first, last);
+  if (std::find(classes.begin(), classes.end(), address_class) == classes.end())
+    classes.push_back(address_class);
+}
+
 std::vector<std::pair<uint16_t, uint16_t>> merge_ranges(
     std::vector<std::pair<uint16_t, uint16_t>> ranges) {
   std::sort(ranges.begin(), ranges.end());

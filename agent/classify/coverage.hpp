@@ -84,6 +84,15 @@ class PacketSpace {
   std::array<uint16_t, 2> free_local_{}, free_remote_{};
 };
 
+// Cells (or parts of them) gathered for one message: their values and their
+// address classes, each class once.
+struct CellGroup {
+  std::vector<std::pair<uint16_t, uint16_t>> values;
+  std::vector<int> classes;
+  void add(uint16_t first, uint16_t last, int address_class);
+  void add(const Cell& c) { add(c.first, c.last, c.address_class); }
+};
+
 // "tcp to local port 443", "udp from remote ports 123, 160-170",
 // "icmp type 8", "ethertype 0x0806": `ranges` are of one protocol and side.
 std::string describe_values(policy::Protocol protocol, Side side,

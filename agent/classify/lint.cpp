@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <map>
 #include <tuple>
 
@@ -13,15 +12,7 @@ std::string located(const policy::Rule& r) {
   return fmt::format("'{}' ({}:{})", r.id, r.where.file, r.where.line);
 }
 
-// Cells of one protocol and side, gathered for a message.
-struct Area {
-  std::vector<std::pair<uint16_t, uint16_t>> values;
-  std::vector<int> classes;
-  void add(uint16_t first, uint16_t last, int cls) {
-    values.emplace_back(first, last);
-    if (std::find(classes.begin(), classes.end(), cls) == classes.end()) classes.push_back(cls);
-  }
-};
+using Area = CellGroup;  // of one protocol and side
 using AreaKey = std::tuple<size_t, policy::Protocol, Side>;  // other rule, protocol, side
 
 std::string where_from(const PacketSpace& space, const Area& a) {
@@ -49,14 +40,14 @@ LintReport lint(const policy::RuleSet& rules) {
     const size_t counted = *d.rule;
     for (size_t i : admitting) {
       ++admitted[i];
-      if (i != counted) lost[i][{counted, cell.protocol, cell.side}].add(cell.first, cell.last, cell.address_class);
+      if (i != counted) lost[i][{counted, cell.protocol, cell.side}].add(cell);
       if (cell.side == Side::RemotePort) remote_cells[i].push_back(&cell);
     }
     if (admitting.size() > 1) {
       std::vector<size_t> also;
       for (size_t i : admitting)
         if (i != counted) also.push_back(i);
-      overlaps[{cell.protocol, cell.side, counted, also}].add(cell.first, cell.last, cell.address_class);
+      overlaps[{cell.protocol, cell.side, counted, also}].add(cell);
     }
   }
 

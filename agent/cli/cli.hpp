@@ -74,6 +74,7 @@ int run_detach(int argc, char** argv);
 int run_stats(int argc, char** argv);
 int run_flows(int argc, char** argv);
 int run_explain(int argc, char** argv);
+int run_diff(int argc, char** argv);
 int run_reload(int argc, char** argv);   // lifecycle.cpp
 int run_confirm(int argc, char** argv);
 int run_daemon(int argc, char** argv);   // `xdpguard run`

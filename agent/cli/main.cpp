@@ -36,6 +36,9 @@ constexpr std::string_view kUsage =
     "  metrics  --iface IF [--textfile PATH]               Prometheus metrics, once\n"
     "  explain  [--policy FILE] [--profile NAME] --packet SPEC\n"
     "                                                      what the policy does with one packet\n"
+    "  diff     OLD NEW [--profile NAME] [--old-profile NAME] [--new-profile NAME]\n"
+    "                                                      what changes for traffic: packets newly\n"
+    "                                                      admitted, refused or counted elsewhere\n"
     "\n"
     "--policy omitted or `default`: the policy built into this binary.\n"
     "attach/reload/run refuse, unless --force, an enforce-mode policy with no admin SSH rule\n"
@@ -83,13 +86,14 @@ int main(int argc, char** argv) {
   if (command == "stats") return run_stats(n, args.data());
   if (command == "flows") return run_flows(n, args.data());
   if (command == "explain") return run_explain(n, args.data());
+  if (command == "diff") return run_diff(n, args.data());
   if (command == "events") return xdpguard::telemetry::run_events(n, args.data());
   if (command == "metrics") return xdpguard::telemetry::run_metrics(n, args.data());
   if (command == "help") {
     fmt::print("{}", kUsage);
     return kExitOk;
   }
-  print_error(fmt::format("unknown command '{}' (try: check, attach, reload, confirm, run, detach, stats, flows, explain, events, metrics)",
+  print_error(fmt::format("unknown command '{}' (try: check, attach, reload, confirm, run, detach, stats, flows, explain, diff, events, metrics)",
                           command));
   return kExitUsage;
 }
