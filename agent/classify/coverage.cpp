@@ -244,6 +244,15 @@ Decision PacketSpace::decide_ports(const policy::RuleSet& rules, const Cell& cel
   return classify(rules, p);
 }
 
+Decision PacketSpace::decide_reply(const policy::RuleSet& rules, const Cell& cell) const {
+  PacketSpec p = sample(cell);
+  std::swap(p.src, p.dst);
+  std::swap(p.sport, p.dport);
+  p.tcp_flags = 0x10;
+  ReferenceClassifier reference(rules);  // egress enforced
+  return *reference.classify_egress(build_frame(p)).decision;
+}
+
 Decision PacketSpace::classify(const policy::RuleSet& rules, const PacketSpec& packet) {
   ReferenceOptions off;
   off.egress_mode = XDPG_EGRESS_OFF;

@@ -68,6 +68,10 @@ class PacketSpace {
   // (not a bare SYN) from the cell's address class: where two sides meet.
   Decision decide_ports(const policy::RuleSet& rules, const Cell& cell, uint16_t sport,
                         uint16_t dport) const;
+  // What the egress program does with the host's answer to a LocalPort
+  // cell's sample (from that port, to the peer; egress enforced): dropped
+  // receive_only when every rule serving the port is receive-only.
+  Decision decide_reply(const policy::RuleSet& rules, const Cell& cell) const;
   // Does rule `index` of `rules`, alone, admit the cell?
   bool admits(const policy::RuleSet& rules, size_t index, const Cell& cell) const;
 

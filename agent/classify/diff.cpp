@@ -11,6 +11,8 @@ const char* to_string(Change::Kind k) {
     case Change::Kind::Admitted: return "admitted";
     case Change::Kind::Refused: return "refused";
     case Change::Kind::Recounted: return "recounted";
+    case Change::Kind::RepliesRefused: return "replies refused";
+    case Change::Kind::RepliesSent: return "replies sent";
   }
   return "?";
 }
@@ -24,15 +26,8 @@ DiffReport diff(const policy::RuleSet& before, const policy::RuleSet& after) {
   };
   using Key = std::tuple<policy::Protocol, Side, Change::Kind, std::string, std::string>;
   std::map<Key, Change> grouped;
-  for (const Cell& cell : report.space.cells()) {
-    const policy::Rule* was = counted(before, cell);
-    const policy::Rule* now = counted(after, cell);
-    if (!was && !now) continue;
-    // Rules are the same rule across policies when their ids are.
-    if (was && now && was->id == now->id) continue;
-    const Change::Kind kind = !was ? Change::Kind::Admitted
-                              : !now ? Change::Kind::Refused
-                                     : Change::Kind::Recounted;
+  auto record = [&](Change::Kind kind, const Cell& cell, const policy::Rule* was,
+                    const policy::Rule* now) {
     Change& c = grouped[{cell.protocol, cell.side, kind, was ? was->id : "", now ? now->id : ""}];
     c.kind = kind;
     c.protocol = cell.protocol;
@@ -40,6 +35,22 @@ DiffReport diff(const policy::RuleSet& before, const policy::RuleSet& after) {
     c.before = was;
     c.after = now;
     c.cells.add(cell);
+  };
+  for (const Cell& cell : report.space.cells()) {
+    const policy::Rule* was = counted(before, cell);
+    const policy::Rule* now = counted(after, cell);
+    if (!was && !now) continue;
+    if (!was || !now) {
+      record(!was ? Change::Kind::Admitted : Change::Kind::Refused, cell, was, now);
+      continue;
+    }
+    // Rules are the same rule across policies when their ids are.
+    if (was->id != now->id) record(Change::Kind::Recounted, cell, was, now);
+    if (cell.side != Side::LocalPort) continue;
+    const bool sent_before = report.space.decide_reply(before, cell).verdict == Verdict::Pass;
+    const bool sent_after = report.space.decide_reply(after, cell).verdict == Verdict::Pass;
+    if (sent_before != sent_after)
+      record(sent_before ? Change::Kind::RepliesRefused : Change::Kind::RepliesSent, cell, was, now);
   }
   for (auto& [key, change] : grouped) {
     change.cells.values = merge_ranges(std::move(change.cells.values));

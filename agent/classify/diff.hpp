@@ -18,6 +18,9 @@ struct Change {
     Admitted,   // refused by OLD, admitted by NEW
     Refused,    // admitted by OLD, refused by NEW
     Recounted,  // admitted by both, counted on rules of different ids
+    // To a local port, admitted by both; the host's answers from that port:
+    RepliesRefused,  // sent under OLD, dropped receive_only under NEW
+    RepliesSent,     // the reverse
   };
   Kind kind = Kind::Admitted;
   policy::Protocol protocol = policy::Protocol::Tcp;

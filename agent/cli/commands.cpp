@@ -337,7 +337,8 @@ int run_diff(int argc, char** argv) {
                  rule(c.before), rule(c.after)});
   fmt::print("{}", format_table(t));
   fmt::print("\nadmitted: refused by OLD, admitted by NEW; refused: the reverse; recounted: "
-             "admitted by both, counted on another rule.\n\"from remote port\" packets are the "
+             "admitted by both, counted on another rule; replies refused/sent: the host's answers "
+             "from that local port (receive-only).\n\"from remote port\" packets are the "
              "replies to connections the host opens to that port.\n");
   return kExitOk;
 }

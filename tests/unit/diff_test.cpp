@@ -84,6 +84,16 @@ TEST(Diff, InitiatorTurnsTheDirection) {
                    "admitted | tcp from remote port 443 | 10.0.0.0/8 | - -> https"}));
 }
 
+// receive-only: peers may still send, the host may no longer answer.
+TEST(Diff, ReceiveOnlyRefusesTheHostsReplies) {
+  const std::string udp = "  - id: traps\n    protocol: udp\n    local_port: 162\n    peers: a\n"
+                          "    initiator: remote\n";
+  EXPECT_EQ(lines(load(udp), load(udp + "    flow: receive-only\n")),
+            (Lines{"replies refused | udp to local port 162 | 10.0.0.0/8 | traps -> traps"}));
+  EXPECT_EQ(lines(load(udp + "    flow: receive-only\n"), load(udp)),
+            (Lines{"replies sent | udp to local port 162 | 10.0.0.0/8 | traps -> traps"}));
+}
+
 TEST(Diff, ProfileLeavesRulesOut) {
   const std::string rules = tcp("https", "local_port: 443", "a") + "    secured: true\n" +
                             tcp("http", "local_port: 80", "a");
