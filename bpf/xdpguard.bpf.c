@@ -205,10 +205,39 @@ struct {
 	__type(value, __u64);
 } top_peers SEC(".maps");
 
+/* Learning the peer sets (maps.h, docs/learn.md). Off, the verifier drops
+ * every branch on learn_enabled: the fast path does not change. */
+const volatile __u8 learn_enabled = 0;
+const volatile __u64 learn_slots = 0; /* slots of the rules whose peer set is learned */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XDPG_LEARN_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct xdpg_learn_key);
+	__type(value, struct xdpg_learn_value);
+} learn_peers SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XDPG_LEARN_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct xdpg_learn_confirm_key);
+	__type(value, struct xdpg_learn_confirm_value);
+} learn_confirmed SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XDPG_LEARN_OVERFLOW_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u64);
+} learn_overflow SEC(".maps");
+
 struct xdpg_decision {
 	__u32 rule; /* XDPG_NO_RULE when not attributed */
 	__u8 verdict; /* XDP_PASS or XDP_DROP, for both directions */
 	__u8 reason;
+	__u8 host_opened; /* egress: passed on a rule's remote port (learning's proof) */
 };
 
 /* Filled only once the packet is known to be a first fragment. */
@@ -229,6 +258,14 @@ struct xdpg_pkt {
 static __always_inline struct xdpg_decision xdpg_pass(__u32 rule)
 {
 	struct xdpg_decision d = { .rule = rule, .verdict = XDP_PASS, .reason = XDPG_REASON_NONE };
+	return d;
+}
+
+static __always_inline struct xdpg_decision xdpg_pass_opened(__u32 rule)
+{
+	struct xdpg_decision d = xdpg_pass(rule);
+
+	d.host_opened = 1;
 	return d;
 }
 
@@ -600,7 +637,7 @@ static __always_inline struct xdpg_decision xdpg_egress_decide(const struct xdpg
 		__u32 rule = xdpg_rule_of(hits);
 
 		xdpg_flow_outbound(p, rule);
-		return xdpg_pass(rule);
+		return xdpg_pass_opened(rule);
 	}
 	hits = local & members;
 	if (hits) {
@@ -618,7 +655,7 @@ static __always_inline struct xdpg_decision xdpg_egress_decide(const struct xdpg
 static __always_inline struct xdpg_decision xdpg_frag_lookup(const struct xdpg_frag_key *key)
 {
 	struct xdpg_frag_value *v = bpf_map_lookup_elem(&frags, key);
-	struct xdpg_decision d;
+	struct xdpg_decision d = {};
 
 	if (!v || xdpg_now() - v->seen_ns >= frag_timeout_ns)
 		return xdpg_drop(XDPG_DROP_FRAGMENT_ORPHAN, XDPG_NO_RULE);
@@ -976,6 +1013,85 @@ static __always_inline void xdpg_drop_event(struct xdpg_cursor *c, __u32 ifindex
 	lim->emitted += 1;
 }
 
+/* ---- learning the peer sets (maps.h, docs/learn.md) ------------------------ */
+
+#define XDPG_EEXIST 17 /* <errno.h> is not for -target bpf */
+
+/* Does this decision teach anything? An admitted packet of a learned rule,
+ * or, in audit mode, a would-drop of a rule's peer set. */
+static __always_inline int xdpg_learns(const struct xdpg_decision *d)
+{
+	if (d->rule == XDPG_NO_RULE)
+		return 0;
+	if (d->verdict == XDP_PASS)
+		return (learn_slots >> (d->rule & (XDPG_MAX_RULES - 1))) & 1;
+	return audit_mode && d->reason == XDPG_DROP_PEER_NOT_IN_SET;
+}
+
+static __always_inline void xdpg_learn_overflow(__u32 idx)
+{
+	__u64 *n = bpf_map_lookup_elem(&learn_overflow, &idx);
+
+	if (n)
+		*n += 1;
+}
+
+/* One packet of `peer` on rule slot `rule`. A full map refuses the new
+ * peer; the refusal is counted on the rule. */
+static __always_inline void xdpg_learn_peer(__u8 family, const __u8 *peer, __u32 rule)
+{
+	struct xdpg_learn_key k = {};
+	struct xdpg_learn_value *v;
+	__u64 now = xdpg_now();
+	long err;
+
+	k.slot = rule & (XDPG_MAX_RULES - 1);
+	k.family = family;
+	__builtin_memcpy(k.addr, peer, 16);
+	v = bpf_map_lookup_elem(&learn_peers, &k);
+	if (!v) {
+		struct xdpg_learn_value nv = { .packets = 1, .first_ns = now, .last_ns = now };
+
+		err = bpf_map_update_elem(&learn_peers, &k, &nv, BPF_NOEXIST);
+		if (!err)
+			return;
+		/* Another CPU inserted it first: add to that one. */
+		v = err == -XDPG_EEXIST ? bpf_map_lookup_elem(&learn_peers, &k) : NULL;
+		if (!v) {
+			xdpg_learn_overflow(k.slot);
+			return;
+		}
+	}
+	__sync_fetch_and_add(&v->packets, 1);
+	if (now - v->last_ns >= XDPG_LEARN_LAST_SEEN_STEP_NS && now > v->last_ns)
+		v->last_ns = now;
+}
+
+static __always_inline void xdpg_learn_confirm(__u8 family, const __u8 *peer, __u32 how)
+{
+	struct xdpg_learn_confirm_key k = {};
+	struct xdpg_learn_confirm_value *v;
+	long err;
+
+	k.family = family;
+	__builtin_memcpy(k.addr, peer, 16);
+	v = bpf_map_lookup_elem(&learn_confirmed, &k);
+	if (v) {
+		/* Bits are only ever set: a lost race loses nothing a later
+		 * packet does not set again. */
+		if ((v->how & how) != how)
+			v->how |= how;
+		return;
+	}
+	{
+		struct xdpg_learn_confirm_value nv = { .confirmed_ns = xdpg_now(), .how = how };
+
+		err = bpf_map_update_elem(&learn_confirmed, &k, &nv, BPF_NOEXIST);
+		if (err && err != -XDPG_EEXIST)
+			xdpg_learn_overflow(XDPG_MAX_RULES);
+	}
+}
+
 /* Global (not inlined) functions: the verifier checks each once, apart from
  * every path of the decision that reaches the exit, and the pass path only
  * pays for the verdict test in front of the call. */
@@ -1004,6 +1120,54 @@ __attribute__((noinline)) int xdpg_drop_event_tc(struct __sk_buff *skb, __u32 re
 	return 0;
 }
 
+/* Learning re-parses the frame (xdpg_describe) instead of widening the
+ * decision: the fast path stays what it is, learning pays for itself. */
+__attribute__((noinline)) int xdpg_learn_xdp(struct xdp_md *ctx, __u32 rule)
+{
+	struct xdpg_cursor c;
+	struct xdpg_event info = {};
+
+	c.data = (void *)(long)ctx->data;
+	c.pos = c.data;
+	c.data_end = (void *)(long)ctx->data_end;
+	c.frame_len = ctx->data_end - ctx->data;
+	xdpg_describe(&c, &info);
+	if (info.family)
+		xdpg_learn_peer(info.family, info.saddr, rule);
+	return 0;
+}
+
+/* Egress: the destination is observed on a learned rule's pass, and proven
+ * (confirmed) by what the host itself sent and the policy passed: a TCP
+ * segment of an established connection, or a flow the host opened. */
+__attribute__((noinline)) int xdpg_learn_tc(struct __sk_buff *skb, __u32 rule, __u32 observe,
+					    __u32 host_opened, __u32 passed)
+{
+	struct xdpg_cursor c;
+	struct xdpg_event info = {};
+	__u32 how = 0;
+
+	c.data = (void *)(long)skb->data;
+	c.pos = c.data;
+	c.data_end = (void *)(long)skb->data_end;
+	c.frame_len = skb->len;
+	xdpg_describe(&c, &info);
+	if (!info.family)
+		return 0;
+	if (observe)
+		xdpg_learn_peer(info.family, info.daddr, rule);
+	if (!passed)
+		return 0;
+	if (info.protocol == IPPROTO_TCP && (info.tcp_flags & TCP_ACK) &&
+	    !(info.tcp_flags & (TCP_SYN | TCP_RST)))
+		how |= XDPG_CONFIRM_TCP_ESTABLISHED;
+	if (host_opened)
+		how |= XDPG_CONFIRM_HOST_OPENED;
+	if (how)
+		xdpg_learn_confirm(info.family, info.daddr, how);
+	return 0;
+}
+
 SEC("xdp")
 int xdpguard_ingress(struct xdp_md *ctx)
 {
@@ -1024,6 +1188,8 @@ int xdpguard_ingress(struct xdp_md *ctx)
 		xdpg_frag_store(&rec, &d);
 	if (d.verdict != XDP_PASS)
 		xdpg_drop_event_xdp(ctx, d.reason, d.rule);
+	if (learn_enabled && xdpg_learns(&d))
+		xdpg_learn_xdp(ctx, d.rule);
 	return audit_mode ? XDP_PASS : d.verdict;
 }
 
@@ -1053,6 +1219,8 @@ int xdpguard_egress(struct __sk_buff *skb)
 	xdpg_count(&d, len, &egress_rule_counters, &egress_reason_counters);
 	if (rec.record)
 		xdpg_frag_store(&rec, &d);
+	if (learn_enabled && (d.verdict == XDP_PASS || xdpg_learns(&d)))
+		xdpg_learn_tc(skb, d.rule, xdpg_learns(&d), d.host_opened, d.verdict == XDP_PASS);
 	if (d.verdict == XDP_PASS)
 		return TC_ACT_OK;
 	if (egress_mode != XDPG_EGRESS_ENFORCE || audit_mode) {

@@ -129,6 +129,7 @@ struct ReferenceClassifier::Walk {
   uint8_t tcp_flags = 0;
   uint8_t icmp_type = 0;
   bool bare_syn = false;                // SYN without ACK: a new TCP connection
+  bool host_opened = false;             // egress: passed on a rule's remote port
   std::optional<FragKey> record_under;  // set for a first fragment
 
   template <typename... Args>
@@ -208,6 +209,8 @@ Decision ReferenceClassifier::decide(std::span<const uint8_t> frame, uint8_t dir
     frags_[*w.record_under] = {d, w.now};
     w.note("first fragment: decision recorded for the later fragments");
   }
+  last_ = PacketFacts{w.family, w.saddr, w.daddr, w.l4 == Walk::L4::Tcp, w.tcp_flags,
+                      w.host_opened};
   return d;
 }
 
@@ -595,6 +598,7 @@ Decision ReferenceClassifier::choose_egress(Walk& w) {
   if (remote_hit.index) {
     w.note("a flow the host opens: passes on rule {}", *remote_hit.index);
     flow_outbound(w, *remote_hit.index);
+    w.host_opened = true;
     return pass(*remote_hit.index);
   }
   if (local_open.index) {

@@ -79,6 +79,17 @@ struct FlowState {
   bool operator==(const FlowState&) const = default;
 };
 
+// What the datapath's learning reads of a packet it has decided (the fields
+// the program's xdpg_describe finds; docs/learn.md): the addresses, and for
+// TCP whose header is in this packet (not a later fragment) the flags.
+struct PacketFacts {
+  int family = 0;  // 4 or 6; 0 for a frame that is not IP
+  std::array<uint8_t, 16> saddr{}, daddr{};
+  bool tcp = false;
+  uint8_t tcp_flags = 0;
+  bool host_opened = false;  // egress: passed on a rule's remote port (a flow the host opens)
+};
+
 // What the TC egress program does with a packet (section 9).
 struct EgressDecision {
   // nullopt with egress off: the program returns at once, decides and counts
@@ -104,6 +115,9 @@ class ReferenceClassifier {
   // Decides one Ethernet frame leaving through the TC egress program
   // (sections 1-4, 9); creates and refreshes flows (9.2).
   EgressDecision classify_egress(std::span<const uint8_t> frame);
+
+  // The facts of the packet decided last, either direction.
+  const PacketFacts& last_packet() const { return last_; }
 
   const ReferenceOptions& options() const { return options_; }
   void set_now(uint64_t ns) { now_ = ns; }
@@ -151,6 +165,7 @@ class ReferenceClassifier {
   std::map<FragKey, FragRecord> frags_;
   std::map<FlowKey, FlowState> flows_;
   uint64_t flow_inserts_ = 0;
+  PacketFacts last_;
 };
 
 }  // namespace xdpguard::classify

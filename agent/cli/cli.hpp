@@ -78,5 +78,6 @@ int run_diff(int argc, char** argv);
 int run_reload(int argc, char** argv);   // lifecycle.cpp
 int run_confirm(int argc, char** argv);
 int run_daemon(int argc, char** argv);   // `xdpguard run`
+int run_learn(int argc, char** argv);    // learn.cpp
 
 }  // namespace xdpguard::cli

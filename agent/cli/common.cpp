@@ -48,7 +48,7 @@ std::optional<LoadedPolicy> load_policy(const std::string& path, const std::stri
   }
   out.rules = std::get<policy::RuleSet>(std::move(selected));
   out.warnings = std::move(parsed.warnings);
-  for (auto& w : policy::open_peer_set_warnings(*out.policy, out.rules))
+  for (auto& w : policy::peer_set_warnings(*out.policy, out.rules))
     out.warnings.push_back(std::move(w));
   return out;
 }

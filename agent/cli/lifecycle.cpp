@@ -18,6 +18,7 @@ namespace xdpguard::cli {
 void add_apply_options(cxxopts::Options& o) {
   add_policy_options(o);
   o.add_options()("audit", "audit mode: classify and count, drop nothing (would-drop)")(
+      "learn", "learn the open peer sets' peers (docs/learn.md), whatever the policy says")(
       "force", "apply even if the anti-lock-out checks object")(
       "ssh-port", "the admin SSH port the anti-lock-out checks look for",
       cxxopts::value<uint16_t>()->default_value("22"), "PORT");
@@ -35,6 +36,7 @@ std::optional<daemon::ApplyOptions> apply_options(const cxxopts::ParseResult& r)
   a.policy_path = r["policy"].as<std::string>();
   a.profile = r["profile"].as<std::string>();
   a.audit = r.count("audit") > 0;
+  a.learn = r.count("learn") > 0;
   a.force = r.count("force") > 0;
   try {
     a.ssh_port = r["ssh-port"].as<uint16_t>();

@@ -241,6 +241,8 @@ CompiledPolicy compile(const policy::RuleSet& rules) {
   out.peers_v6 = family_table<xdpg_peer_v6_key>(rules, 6);
 
   out.rule_flags = rule_flag_masks(rules);
+  for (size_t i = 0; i < rules.rules.size(); ++i)
+    if (rules.rules[i].peers && rules.rules[i].peers->to_fill_in()) out.learn_rules |= 1ULL << i;
 
   for (const auto& entry : rules.rules) {
     xdpg_rule_meta meta{};

@@ -46,6 +46,9 @@ struct CompiledPolicy {
   // rule_flags map: entry f = mask of rules with enum xdpg_rule_flag f.
   std::array<uint64_t, XDPG_RULE_FLAG_COUNT> rule_flags{};
   std::vector<xdpg_rule_meta> rule_meta;  // index = rule index
+  // Rules whose peer set is still to be filled in (PeerSet::to_fill_in), by
+  // rule index: what learning observes (rodata learn_slots, by slot).
+  uint64_t learn_rules = 0;
   xdpg_info info{};
 };
 

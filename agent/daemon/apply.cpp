@@ -30,9 +30,6 @@ namespace xdpguard::daemon {
 namespace fs = std::filesystem;
 using kernel::errno_error;
 using kernel::plain_error;
-namespace {
-
-constexpr uint64_t kNsPerSecond = 1'000'000'000ULL;
 
 std::optional<std::string> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -57,6 +54,11 @@ kernel::Status write_private(const std::string& path, const std::string& content
   if (::rename(tmp.c_str(), path.c_str()) != 0) return errno_error(errno, "cannot write " + path);
   return {};
 }
+
+namespace {
+
+constexpr uint64_t kNsPerSecond = 1'000'000'000ULL;
+
 
 // "::ffff:192.0.2.7" (a v4 client on a dual-stack sshd) as 192.0.2.7.
 std::string unmap_v4(std::string addr) {
@@ -127,6 +129,7 @@ std::optional<pid_t> read_pid(const std::string& path) {
   req.policy_path = prev->path;
   req.profile = prev->profile;
   req.audit = prev->audit;
+  req.learn = prev->learn;
   req.force = true;  // it was in force before: restoring it cannot lock anyone out further
   auto prepared = prepare_policy_text(req, prev->text, prev->base_dir);
   if (auto* problems = std::get_if<Problems>(&prepared)) {
@@ -161,6 +164,8 @@ kernel::DatapathOptions datapath_options(const policy::Settings& s) {
   o.event_rate = s.event_rate;
   o.event_burst = s.event_burst;
   o.audit = s.audit;
+  o.learn = s.learn;
+  o.learn_table_size = s.learn_entries;
   return o;
 }
 
@@ -213,7 +218,7 @@ std::variant<PreparedPolicy, Problems> prepare_policy_text(const ApplyOptions& r
   if (auto* d = std::get_if<policy::Diagnostic>(&selected)) return Problems{d->to_string()};
   p.rules = std::get<policy::RuleSet>(std::move(selected));
   p.warnings = std::move(parsed.warnings);
-  for (auto& w : policy::open_peer_set_warnings(*p.policy, p.rules))
+  for (auto& w : policy::peer_set_warnings(*p.policy, p.rules))
     p.warnings.push_back(std::move(w));
   p.text = text;
   p.path = embedded ? "default" : req.policy_path;
@@ -222,6 +227,7 @@ std::variant<PreparedPolicy, Problems> prepare_policy_text(const ApplyOptions& r
   p.options = datapath_options(p.policy->settings);
   p.audit = req.audit || p.policy->settings.audit;
   p.options.audit = p.audit;
+  p.options.learn = req.learn || p.policy->settings.learn;
   p.request = req;
   if (!p.audit && !req.force)
     if (auto why = lockout_problem(p.rules, req.ssh_port))
@@ -243,7 +249,8 @@ std::variant<PreparedPolicy, Problems> prepare_policy(const ApplyOptions& req) {
 namespace {
 void record_applied(const PreparedPolicy& p, const std::string& iface) {
   auto dir = state_dir(iface);
-  AppliedRecord rec{p.text, p.path, p.base_dir, p.request.profile, p.request.audit};
+  AppliedRecord rec{p.text, p.path, p.base_dir, p.request.profile, p.request.audit,
+                    p.request.learn};
   if (!dir) {
     spdlog::warn("policy applied, but not recorded: {}", dir.error().message);
     return;
@@ -302,7 +309,8 @@ kernel::Status save_record(const std::string& dir, const std::string& which,
                            const AppliedRecord& r) {
   // One "key value" line each; the text has its own file.
   std::string meta = "path " + r.path + "\nbase_dir " + r.base_dir + "\nprofile " + r.profile +
-                     "\naudit " + (r.audit ? "1" : "0") + "\n";
+                     "\naudit " + (r.audit ? "1" : "0") + "\nlearn " + (r.learn ? "1" : "0") +
+                     "\n";
   if (auto st = write_private(dir + "/" + which + ".yaml", r.text); !st) return st;
   return write_private(dir + "/" + which + ".meta", meta);
 }
@@ -322,6 +330,7 @@ std::optional<AppliedRecord> load_record(const std::string& dir, const std::stri
     if (key == "base_dir") r.base_dir = value;
     if (key == "profile") r.profile = value;
     if (key == "audit") r.audit = value == "1";
+    if (key == "learn") r.learn = value == "1";
   }
   return r;
 }

@@ -23,6 +23,7 @@ struct ApplyOptions {
   std::string policy_path = "default";  // "" or "default": the embedded policy
   std::string profile;
   bool audit = false;     // --audit: audit whatever the policy's settings say
+  bool learn = false;     // --learn: learn the peer sets whatever the settings say
   bool force = false;     // --force: skip the anti-lock-out checks
   uint16_t ssh_port = 22; // the admin port the checks look for
 };
@@ -68,6 +69,12 @@ kernel::Status attach_prepared(const PreparedPolicy& p, const std::string& iface
 kernel::Result<kernel::ReloadReport> reload_prepared(const PreparedPolicy& p,
                                                      const std::string& iface);
 
+// A whole file, or nullopt if it cannot be read.
+std::optional<std::string> read_file(const std::string& path);
+// Written whole to a temporary name (mode 0600), then renamed: a reader
+// never sees half.
+kernel::Status write_private(const std::string& path, const std::string& content);
+
 // ---- what was applied, under the state directory ---------------------------
 
 // /run/xdpguard/<name of the pin directory> ($XDPGUARD_STATE_DIR overrides
@@ -80,6 +87,7 @@ void forget_state(const std::string& iface);
 struct AppliedRecord {
   std::string text, path, base_dir, profile;
   bool audit = false;  // the --audit flag it was applied with
+  bool learn = false;  // the --learn flag
 };
 // "applied" (the policy in force) or "previous" (what a confirmed apply
 // rolls back to); files <which>.yaml and <which>.meta, 0600.

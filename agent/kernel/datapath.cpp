@@ -37,6 +37,9 @@ bpf_map* skeleton_map(const gen::xdpguard* skel, MapId id) {
     case MapId::EventLimits: return skel->maps.event_limits;
     case MapId::TopPorts: return skel->maps.top_ports;
     case MapId::TopPeers: return skel->maps.top_peers;
+    case MapId::LearnPeers: return skel->maps.learn_peers;
+    case MapId::LearnConfirmed: return skel->maps.learn_confirmed;
+    case MapId::LearnOverflow: return skel->maps.learn_overflow;
   }
   return nullptr;
 }
@@ -114,6 +117,7 @@ Status check_options(const DatapathOptions& o) {
   if (o.egress_mode > XDPG_EGRESS_ENFORCE)
     return plain_error("invalid egress mode " + std::to_string(o.egress_mode));
   if (o.flow_table_size == 0) return plain_error("the flow table needs at least one entry");
+  if (o.learn_table_size == 0) return plain_error("the learn tables need at least one entry");
   return {};
 }
 
@@ -142,16 +146,6 @@ Result<std::array<uint8_t, XDPG_MAX_RULES>> slot_table(const DatapathOptions& o,
   return slots;
 }
 
-// Deleting while iterating: always restart from the first key.
-template <typename Key>
-Status clear_hash(int fd, const char* name) {
-  Key key{};
-  while (bpf_map_get_next_key(fd, nullptr, &key) == 0)
-    if (int err = bpf_map_delete_elem(fd, &key); err && err != -ENOENT)
-      return errno_error(err, std::string("cannot clear ") + name);
-  return {};
-}
-
 }  // namespace
 
 const char* map_name(MapId id) {
@@ -174,6 +168,9 @@ const char* map_name(MapId id) {
     case MapId::EventLimits: return "event_limits";
     case MapId::TopPorts: return "top_ports";
     case MapId::TopPeers: return "top_peers";
+    case MapId::LearnPeers: return "learn_peers";
+    case MapId::LearnConfirmed: return "learn_confirmed";
+    case MapId::LearnOverflow: return "learn_overflow";
   }
   return "?";
 }
@@ -236,6 +233,12 @@ Result<Datapath> Datapath::load(const compile::CompiledPolicy& policy,
   for (bpf_map* flows : {skel->maps.flows, skel->maps.flows_v4})
     if (int err = bpf_map__set_max_entries(flows, options.flow_table_size); err)
       return errno_error(err, "cannot size the flow table");
+  skel->rodata->learn_enabled = options.learn ? 1 : 0;
+  for (uint32_t i = 0; i < policy.rule_meta.size(); ++i)
+    if (policy.learn_rules >> i & 1) skel->rodata->learn_slots |= 1ULL << (*slots)[i];
+  for (bpf_map* learn : {skel->maps.learn_peers, skel->maps.learn_confirmed})
+    if (int err = bpf_map__set_max_entries(learn, options.learn_table_size); err)
+      return errno_error(err, "cannot size the learn tables");
   auto* rodata = skel->rodata;
   if (auto st = configure_peers(skel->maps.peers_v4, policy.peers_v4, rodata->peer_v4_probe_count,
                                 rodata->peer_v4_probes, rodata->peer_v4_default,
@@ -313,6 +316,8 @@ Result<Datapath> Datapath::load(const compile::CompiledPolicy& policy,
   info.frag_timeout_ns = options.frag_timeout_ns;
   info.audit_mode = options.audit ? 1 : 0;
   info.clock = dp.clock();
+  info.learn = options.learn ? 1 : 0;
+  info.learn_table_size = bpf_map__max_entries(dp.map(MapId::LearnPeers));
   std::copy(slots->begin(), slots->end(), info.rule_slot);
   uint32_t zero = 0;
   if (int err = bpf_map_update_elem(dp.map_fd(MapId::Info), &zero, &info, BPF_ANY); err)
@@ -381,7 +386,16 @@ Status Datapath::reset_state() const {
   if (auto st = clear_flow_counters(map_fd(MapId::FlowCounters)); !st) return st;
   if (auto st = clear_hash<xdpg_frag_key>(map_fd(MapId::Frags), "frags"); !st) return st;
   if (auto st = clear_hash<xdpg_flow_v4_key>(map_fd(MapId::FlowsV4), "flows_v4"); !st) return st;
+  if (auto st = clear_learn(map_fd(MapId::LearnPeers), map_fd(MapId::LearnConfirmed),
+                            map_fd(MapId::LearnOverflow));
+      !st)
+    return st;
   return clear_hash<xdpg_flow_key>(map_fd(MapId::Flows), "flows");
+}
+
+Result<LearnSnapshot> Datapath::learned() const {
+  return read_learn(map_fd(MapId::LearnPeers), map_fd(MapId::LearnConfirmed),
+                    map_fd(MapId::LearnOverflow));
 }
 
 }  // namespace xdpguard::kernel

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "compile/compiler.hpp"
+#include "kernel/maps_io.hpp"
 #include "kernel/result.hpp"
 #include "xdpguard/maps.h"
 
@@ -31,13 +32,15 @@ enum class MapId {
   Flows, FlowCounters, RuleFlags, EgressRuleCounters, EgressReasonCounters,
   Events, EventLimits, TopPorts, TopPeers,  // drop telemetry (agent/telemetry/)
   FlowsV4,  // IPv4 flows (16-byte key); Flows holds the IPv6 ones
+  LearnPeers, LearnConfirmed, LearnOverflow,  // learning the peer sets (docs/learn.md)
 };
 inline constexpr std::array kAllMaps = {
     MapId::PortTable,   MapId::PeersV4,      MapId::PeersV6,   MapId::RuleCounters,
     MapId::ReasonCounters, MapId::Frags,     MapId::RuleMeta,  MapId::Info,
     MapId::Flows,       MapId::FlowCounters, MapId::RuleFlags, MapId::EgressRuleCounters,
     MapId::EgressReasonCounters, MapId::Events, MapId::EventLimits, MapId::TopPorts,
-    MapId::TopPeers, MapId::FlowsV4};
+    MapId::TopPeers, MapId::FlowsV4, MapId::LearnPeers, MapId::LearnConfirmed,
+    MapId::LearnOverflow};
 // The map's name in the object, also its pin file name.
 const char* map_name(MapId);
 // Pin file names of the programs (their names in the object).
@@ -97,6 +100,12 @@ struct DatapathOptions {
   // (the kernel's token bucket, maps.h event_limits); 0 events/s: none.
   uint32_t event_rate = 10;
   uint32_t event_burst = 20;
+  // Observe the peers of the rules in CompiledPolicy::learn_rules (and, in
+  // audit mode, every rule's would-drops of its peer set) and the addresses
+  // that prove they receive the host's packets (docs/learn.md).
+  bool learn = false;
+  // max_entries of learn_peers and of learn_confirmed, set before load.
+  uint32_t learn_table_size = XDPG_LEARN_ENTRIES;
 };
 
 class Datapath {
@@ -137,6 +146,7 @@ class Datapath {
   Result<std::vector<xdpg_reason_counters>> reason_counters() const;
   Result<std::vector<xdpg_rule_counters>> egress_rule_counters() const;
   Result<std::vector<xdpg_reason_counters>> egress_reason_counters() const;
+  Result<LearnSnapshot> learned() const;
   // Zero every counter (both directions, flow_counters) and forget recorded
   // fragments and flows, between test cases.
   Status reset_state() const;

@@ -30,7 +30,12 @@ static_assert(offsetof(xdpg_flow_value, created_ns) == 8 && offsetof(xdpg_flow_v
               offsetof(xdpg_flow_value, tcp_state) == 20 && offsetof(xdpg_flow_value, flags) == 21);
 static_assert(sizeof(xdpg_flow_counters) == 8);
 static_assert(XDPG_RULE_FLAG_COUNT == 4);
-static_assert(sizeof(xdpg_info) == 216);
+static_assert(sizeof(xdpg_info) == 224 && offsetof(xdpg_info, learn) == 115 &&
+              offsetof(xdpg_info, learn_table_size) == 216);
+static_assert(sizeof(xdpg_learn_key) == 20 && offsetof(xdpg_learn_key, addr) == 4);
+static_assert(sizeof(xdpg_learn_value) == 24);
+static_assert(sizeof(xdpg_learn_confirm_key) == 20 && offsetof(xdpg_learn_confirm_key, addr) == 4);
+static_assert(sizeof(xdpg_learn_confirm_value) == 16);
 static_assert(offsetof(xdpg_info, audit_mode) == 113 && offsetof(xdpg_info, clock) == 114 &&
               offsetof(xdpg_info, rule_slot) == 152);
 static_assert(offsetof(xdpg_info, policy_hash) == 8 && offsetof(xdpg_info, policy_name) == 16 &&

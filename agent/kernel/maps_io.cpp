@@ -69,23 +69,75 @@ Status clear_flow_counters(int map_fd) {
 }
 
 namespace {
-// One map's walk; `Key` is its key type, `widen` turns it into xdpg_flow_key.
-template <typename Key, typename Widen>
-Status walk_flows(int fd, Widen widen,
-                  const std::function<void(const xdpg_flow_key&, const xdpg_flow_value&)>& fn) {
+// Every entry of a hash map; keys deleted during the walk are skipped.
+template <typename Key, typename Value, typename Fn>
+Status walk_hash(int fd, const char* name, Fn fn) {
   Key key{}, next{};
   const Key* prev = nullptr;
   while (true) {
     int err = bpf_map_get_next_key(fd, prev, &next);
     if (err == -ENOENT) return {};
-    if (err) return errno_error(err, "cannot walk the flow table");
-    xdpg_flow_value value{};
-    if (bpf_map_lookup_elem(fd, &next, &value) == 0) fn(widen(next), value);
+    if (err) return errno_error(err, std::string("cannot walk ") + name);
+    Value value{};
+    if (bpf_map_lookup_elem(fd, &next, &value) == 0) fn(next, value);
     key = next;
     prev = &key;
   }
 }
+
+// One flow map's walk; `Key` is its key type, `widen` turns it into xdpg_flow_key.
+template <typename Key, typename Widen>
+Status walk_flows(int fd, Widen widen,
+                  const std::function<void(const xdpg_flow_key&, const xdpg_flow_value&)>& fn) {
+  return walk_hash<Key, xdpg_flow_value>(
+      fd, "the flow table", [&](const Key& k, const xdpg_flow_value& v) { fn(widen(k), v); });
+}
 }  // namespace
+
+Result<LearnSnapshot> read_learn(int peers_fd, int confirmed_fd, int overflow_fd) {
+  LearnSnapshot out;
+  if (auto st = walk_hash<xdpg_learn_key, xdpg_learn_value>(
+          peers_fd, "learn_peers",
+          [&](const auto& k, const auto& v) { out.peers.emplace_back(k, v); });
+      !st)
+    return st.error();
+  if (auto st = walk_hash<xdpg_learn_confirm_key, xdpg_learn_confirm_value>(
+          confirmed_fd, "learn_confirmed",
+          [&](const auto& k, const auto& v) { out.confirmed.emplace_back(k, v); });
+      !st)
+    return st.error();
+  auto overflow = read_percpu<uint64_t>(overflow_fd, XDPG_LEARN_OVERFLOW_ENTRIES, "learn_overflow");
+  if (!overflow) return overflow.error();
+  out.overflow = std::move(*overflow);
+  return out;
+}
+
+Status forget_learned_slot(int peers_fd, int overflow_fd, uint32_t slot) {
+  std::vector<xdpg_learn_key> doomed;
+  if (auto st = walk_hash<xdpg_learn_key, xdpg_learn_value>(
+          peers_fd, "learn_peers",
+          [&](const auto& k, const auto&) {
+            if (k.slot == slot) doomed.push_back(k);
+          });
+      !st)
+    return st;
+  for (const auto& k : doomed)
+    if (int err = bpf_map_delete_elem(peers_fd, &k); err && err != -ENOENT)
+      return errno_error(err, "cannot clear learn_peers");
+  int ncpus = libbpf_num_possible_cpus();
+  if (ncpus <= 0) return errno_error(ncpus, "cannot count possible CPUs");
+  std::vector<uint64_t> zeros(static_cast<size_t>(ncpus));
+  if (int err = bpf_map_update_elem(overflow_fd, &slot, zeros.data(), BPF_ANY); err)
+    return errno_error(err, "cannot clear learn_overflow");
+  return {};
+}
+
+Status clear_learn(int peers_fd, int confirmed_fd, int overflow_fd) {
+  if (auto st = clear_hash<xdpg_learn_key>(peers_fd, "learn_peers"); !st) return st;
+  if (auto st = clear_hash<xdpg_learn_confirm_key>(confirmed_fd, "learn_confirmed"); !st)
+    return st;
+  return clear_percpu<uint64_t>(overflow_fd, XDPG_LEARN_OVERFLOW_ENTRIES, "learn_overflow");
+}
 
 xdpg_flow_key widen_flow_key(const xdpg_flow_v4_key& k) {
   xdpg_flow_key out{};

@@ -2,9 +2,13 @@
 // serves a freshly loaded Datapath and maps opened from pins.
 #pragma once
 
+#include <bpf/bpf.h>
+
+#include <cerrno>
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernel/result.hpp"
@@ -30,6 +34,28 @@ Status clear_flow_counters(int map_fd);
 Status for_each_flow(int v4_fd, int v6_fd,
                      const std::function<void(const xdpg_flow_key&, const xdpg_flow_value&)>& fn);
 xdpg_flow_key widen_flow_key(const xdpg_flow_v4_key&);
+
+// Every entry of a hash map deleted. Deleting while iterating: always
+// restart from the first key.
+template <typename Key>
+Status clear_hash(int fd, const char* name) {
+  Key key{};
+  while (bpf_map_get_next_key(fd, nullptr, &key) == 0)
+    if (int err = bpf_map_delete_elem(fd, &key); err && err != -ENOENT)
+      return errno_error(err, std::string("cannot clear ") + name);
+  return {};
+}
+
+// What learning recorded (maps.h learn_*): every entry, overflow summed over CPUs.
+struct LearnSnapshot {
+  std::vector<std::pair<xdpg_learn_key, xdpg_learn_value>> peers;
+  std::vector<std::pair<xdpg_learn_confirm_key, xdpg_learn_confirm_value>> confirmed;
+  std::vector<uint64_t> overflow;  // XDPG_LEARN_OVERFLOW_ENTRIES
+};
+Result<LearnSnapshot> read_learn(int peers_fd, int confirmed_fd, int overflow_fd);
+Status clear_learn(int peers_fd, int confirmed_fd, int overflow_fd);
+// The peers and the overflow of one rule slot, for a slot a reload frees.
+Status forget_learned_slot(int peers_fd, int overflow_fd, uint32_t slot);
 
 Result<xdpg_info> read_info(int map_fd);
 // Entries [0, count) of rule_meta.

@@ -453,6 +453,11 @@ Result<OpenPins> open_pins(const std::string& iface, const std::string& pin_root
       case MapId::FlowCounters: value = sizeof(xdpg_flow_counters); break;
       case MapId::Flows: key = sizeof(xdpg_flow_key), value = sizeof(xdpg_flow_value); break;
       case MapId::FlowsV4: key = sizeof(xdpg_flow_v4_key), value = sizeof(xdpg_flow_value); break;
+      case MapId::LearnPeers: key = sizeof(xdpg_learn_key), value = sizeof(xdpg_learn_value); break;
+      case MapId::LearnConfirmed:
+        key = sizeof(xdpg_learn_confirm_key), value = sizeof(xdpg_learn_confirm_value);
+        break;
+      case MapId::LearnOverflow: value = sizeof(uint64_t), entries = XDPG_LEARN_OVERFLOW_ENTRIES; break;
       default: return plain_error(std::string("no shape check for map ") + map_name(id));
     }
     if (auto st = check_map_shape(fd.get(), map_name(id), key, value, entries); !st)
@@ -615,6 +620,25 @@ Result<FlowTable> read_flows(const std::string& iface, const std::string& pin_ro
     out.flows.push_back(e);
   });
   if (!st) return st.error();
+  return out;
+}
+
+Result<PinnedLearn> read_learned(const std::string& iface, const std::string& pin_root) {
+  auto pins = open_pins(iface, pin_root, {MapId::RuleMeta, MapId::LearnPeers,
+                                          MapId::LearnConfirmed, MapId::LearnOverflow});
+  if (!pins) return pins.error();
+  auto meta = read_rule_meta(pins->fds[0].get(), XDPG_MAX_RULES);
+  if (!meta) return meta.error();
+  auto snap = read_learn(pins->fds[1].get(), pins->fds[2].get(), pins->fds[3].get());
+  if (!snap) return snap.error();
+  PinnedLearn out;
+  out.settings = settings_of(pins->info);
+  out.learning = pins->info.learn != 0;
+  out.audit = pins->info.audit_mode != 0;
+  out.table_size = pins->info.learn_table_size;
+  for (const auto& m : *meta) out.slot_rule_ids.push_back(fixed_string(m.id, XDPG_RULE_ID_LEN));
+  out.snapshot = std::move(*snap);
+  out.now_ns = clock_now_ns(out.settings.clock);
   return out;
 }
 

@@ -134,6 +134,19 @@ struct FlowTable {
   std::vector<FlowEntry> flows;  // in map order
 };
 
+// What learning recorded (docs/learn.md), from the pins alone.
+struct PinnedLearn {
+  DatapathSettings settings;
+  bool learning = false;  // the programs were loaded with learning on
+  bool audit = false;
+  uint32_t table_size = 0;                  // max_entries of each learn table
+  std::vector<std::string> slot_rule_ids;   // by slot; "" for a free slot
+  LearnSnapshot snapshot;                   // times on the datapath's clock
+  uint64_t now_ns = 0;                      // that clock, when read
+};
+Result<PinnedLearn> read_learned(const std::string& iface,
+                                 const std::string& pin_root = kDefaultPinRoot);
+
 // The tracked flows, from the pins alone.
 Result<FlowTable> read_flows(const std::string& iface,
                              const std::string& pin_root = kDefaultPinRoot);

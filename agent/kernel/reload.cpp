@@ -31,7 +31,9 @@ constexpr std::array kSharedMaps = {
     MapId::EgressReasonCounters, MapId::Flows,        MapId::FlowsV4, MapId::FlowCounters,
     MapId::Frags,              MapId::RuleMeta,
     // Drop telemetry: the agent keeps reading the same ring buffer.
-    MapId::Events, MapId::EventLimits, MapId::TopPorts, MapId::TopPeers};
+    MapId::Events, MapId::EventLimits, MapId::TopPorts, MapId::TopPeers,
+    // What learning saw survives a reload (reloading the proposal included).
+    MapId::LearnPeers, MapId::LearnConfirmed, MapId::LearnOverflow};
 constexpr std::array kPolicyMaps = {MapId::PortTable, MapId::PeersV4, MapId::PeersV6,
                                     MapId::RuleFlags, MapId::Info};
 // Prefix of the pins of the next generation until they are renamed into place.
@@ -69,13 +71,18 @@ Status zero_percpu_slot(int fd, uint32_t slot, size_t value_size, const char* na
   return {};
 }
 
-// A slot's counters in both directions and its meta back to empty.
+// A slot's counters in both directions, what learning saw on it and its
+// meta back to empty.
 Status free_slot(const std::map<MapId, Fd>& shared, uint32_t slot) {
   for (MapId id : {MapId::RuleCounters, MapId::EgressRuleCounters})
     if (auto st = zero_percpu_slot(shared.at(id).get(), slot, sizeof(xdpg_rule_counters),
                                    map_name(id));
         !st)
       return st;
+  if (auto st = forget_learned_slot(shared.at(MapId::LearnPeers).get(),
+                                    shared.at(MapId::LearnOverflow).get(), slot);
+      !st)
+    return st;
   xdpg_rule_meta empty{};
   if (int err = bpf_map_update_elem(shared.at(MapId::RuleMeta).get(), &slot, &empty, BPF_ANY); err)
     return errno_error(err, "cannot clear rule_meta[" + std::to_string(slot) + "]");
@@ -253,6 +260,10 @@ Result<ReloadReport> reload(const compile::CompiledPolicy& policy, DatapathOptio
     spdlog::warn("flow_table_size {} ignored on reload: the flow table ({} entries) is kept; "
                  "detach and attach to resize it",
                  options.flow_table_size, cur.info.flow_table_size);
+  if (options.learn_table_size != cur.info.learn_table_size)
+    spdlog::warn("learn entries {} ignored on reload: the learn tables ({} entries) are kept; "
+                 "detach and attach to resize them",
+                 options.learn_table_size, cur.info.learn_table_size);
   options.rule_slots = plan.slots;
   options.reuse_maps.clear();
   for (const auto& [id, fd] : shared) options.reuse_maps.emplace_back(id, fd.get());

@@ -7,7 +7,10 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "xdpguard/maps.h"
 
 namespace xdpguard::policy {
 
@@ -47,12 +50,21 @@ struct Cidr {
   std::string to_string() const;
 };
 
+// The one peer set that is open on purpose (ICMP errors, NDP): no warning,
+// nothing to learn.
+inline constexpr std::string_view kAnywhereSet = "anywhere";
+
 struct PeerSet {
   std::string name;
   std::string description;
   std::vector<Cidr> cidrs;
   SourceLocation where;
+  SourceLocation cidrs_where;  // of the `cidrs` key; line 0 without one
+  bool from_file = false;      // some of `cidrs` came from `file:`
   bool is_open() const;  // contains 0.0.0.0/0 or ::/0
+  // Open and not `anywhere`: the operator has still to fill it in, so
+  // `xdpguard learn` observes its peers (docs/learn.md).
+  bool to_fill_in() const { return is_open() && name != kAnywhereSet; }
   bool contains(int family, const uint8_t* addr) const;
 };
 
@@ -106,6 +118,10 @@ struct Settings {
   // at once, per CPU, direction and reason (docs/telemetry.md).
   uint32_t event_rate = 10;
   uint32_t event_burst = 20;
+  // `learn:`: observe the peers of the sets still open (docs/learn.md), in
+  // maps of at most `learn_entries` entries each.
+  bool learn = false;
+  uint32_t learn_entries = XDPG_LEARN_ENTRIES;
   SourceLocation where;               // of `settings:`; line 0 if absent
 };
 

@@ -25,8 +25,6 @@ namespace xdpguard::policy {
 
 namespace {
 
-// The one peer set that is open on purpose (ICMP errors, NDP): no warning.
-constexpr std::string_view kAnywhere = "anywhere";
 constexpr size_t kMaxRuleIdLen = XDPG_RULE_ID_LEN - 1;
 constexpr size_t kMaxRowLen = XDPG_RULE_ROW_LEN - 1;
 constexpr size_t kMaxPolicyNameLen = sizeof(xdpg_info::policy_name) - 1;
@@ -48,8 +46,12 @@ constexpr std::string_view kTopKeys[] = {
     "version", "name", "description", "peer_sets", "rules", "host_essentials", "profiles",
     "settings"};
 constexpr std::string_view kSettingsKeys[] = {"mode", "egress", "timeouts", "flow_table_size",
-                                              "events"};
+                                              "events", "learn"};
 constexpr std::string_view kEventKeys[] = {"rate", "burst"};
+constexpr std::string_view kLearnKeys[] = {"enabled", "entries"};
+// Each learn table holds at most this many entries (about 100 bytes each
+// in the kernel, docs/learn.md).
+constexpr uint32_t kMaxLearnEntries = 4 * 1024 * 1024;
 // Drop events per second per CPU, direction and reason (0: none) and burst.
 constexpr uint32_t kMaxEventRate = 100000;
 constexpr std::string_view kTimeoutKeys[] = {"tcp_established", "tcp_closing", "udp",
@@ -398,7 +400,13 @@ void PolicyParser::parse_peer_sets(const Field& f) {
     const Field* cidrs = get(fs, "cidrs");
     const Field* file = get(fs, "file");
     if (!cidrs && !file) error(set.where, "peer set '" + name + "': needs 'cidrs' or 'file'");
-    if (cidrs)
+    if (cidrs) set.cidrs_where = at(cidrs->key);
+    set.from_file = file != nullptr;
+    // `cidrs: []` is a set of nobody, said on purpose (learn --empty-unseen
+    // writes it; a file may list nothing too): its rules admit no one, and
+    // peer_set_warnings says so. Elsewhere an empty list is a slip.
+    const bool said_empty = cidrs && cidrs->value.IsSequence() && cidrs->value.size() == 0;
+    if (cidrs && !said_empty)
       for (const auto& n : items(*cidrs, "cidrs")) {
         if (!n.IsScalar()) {
           error(at(n), "cidrs: must be an address or CIDR");
@@ -732,6 +740,18 @@ void PolicyParser::parse_settings(const Field& f) {
           s.event_burst = *v;
     }
   }
+  if (const Field* l = get(fs, "learn")) {
+    if (!l->value.IsMap()) {
+      error(at(*l), "learn: must be a mapping with keys: " + join(kLearnKeys));
+    } else {
+      Fields ls = fields(l->value, kLearnKeys);
+      if (const Field* e = get(ls, "enabled"))
+        if (auto b = bool_value(*e, "learn: enabled")) s.learn = *b;
+      if (const Field* n = get(ls, "entries"))
+        if (auto v = bounded(*n, "learn: entries", 1, kMaxLearnEntries, "entries"))
+          s.learn_entries = *v;
+    }
+  }
   const Field* t = get(fs, "timeouts");
   if (!t) return;
   if (!t->value.IsMap()) {
@@ -933,15 +953,17 @@ std::variant<RuleSet, Diagnostic> select_rules(const Policy& policy, const std::
   return set;
 }
 
-std::vector<Diagnostic> open_peer_set_warnings(const Policy& policy, const RuleSet& rules) {
+std::vector<Diagnostic> peer_set_warnings(const Policy& policy, const RuleSet& rules) {
   std::vector<Diagnostic> out;
   for (const PeerSet& set : policy.peer_sets) {
-    if (set.name == kAnywhere || !set.is_open()) continue;
     const bool used = std::any_of(rules.rules.begin(), rules.rules.end(),
                                   [&](const RuleSet::Entry& e) { return e.peers == &set; });
-    if (used)
+    if (!used) continue;
+    if (set.to_fill_in())
       out.push_back({set.where, "peer set '" + set.name +
                                     "' is open to any address; fill it in before production"});
+    else if (set.cidrs.empty())
+      out.push_back({set.where, "peer set '" + set.name + "' is empty: its rules admit no one"});
   }
   return out;
 }

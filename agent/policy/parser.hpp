@@ -35,6 +35,6 @@ ParseResult parse_policy_file(const std::string& path, ParseOptions options = {}
 std::variant<RuleSet, Diagnostic> select_rules(const Policy& policy, const std::string& profile);
 
 // One warning per peer set that still admits any address, by name.
-std::vector<Diagnostic> open_peer_set_warnings(const Policy& policy, const RuleSet& rules);
+std::vector<Diagnostic> peer_set_warnings(const Policy& policy, const RuleSet& rules);
 
 }  // namespace xdpguard::policy

@@ -29,7 +29,7 @@
 
 /* Bumped whenever a map below changes shape; pinned maps carry it in
  * xdpg_info so an agent never mixes generations. */
-#define XDPG_LAYOUT_VERSION 6
+#define XDPG_LAYOUT_VERSION 7
 
 /* A rule is one bit of a __u64 mask. */
 #define XDPG_MAX_RULES 64
@@ -242,7 +242,7 @@ struct xdpg_info {
 	__u8 egress_mode;     /* enum xdpg_egress_mode */
 	__u8 audit_mode;      /* 1: drops are counted (would-drop) but passed */
 	__u8 clock;           /* enum xdpg_clock (0, precise, in pins older than the field) */
-	__u8 pad;
+	__u8 learn;           /* rodata learn_enabled */
 	__u32 flow_table_size; /* max_entries of flows and of flows_v4, each */
 	__u64 tcp_established_timeout_ns;
 	__u64 tcp_closing_timeout_ns;
@@ -252,6 +252,8 @@ struct xdpg_info {
 	 * of rule_counters / rule_meta. Stable slots let counters of unchanged
 	 * rules survive a reload that reorders rules (agent/kernel/reload.cpp). */
 	__u8 rule_slot[XDPG_MAX_RULES];
+	__u32 learn_table_size; /* max_entries of learn_peers and of learn_confirmed */
+	__u32 pad2;
 };
 
 /* ---- drop telemetry (agent/telemetry/) ----------------------------------- */
@@ -335,5 +337,59 @@ struct xdpg_top_peer_key {
 	__u8 addr[16]; /* network order */
 };
 #define XDPG_TOP_PEER_ENTRIES 16384
+
+/* ---- learning the peer sets (docs/learn.md) ------------------------------ */
+
+/* learn_peers: HASH (BPF_F_NO_PREALLOC: memory grows with what is seen, up
+ * to max_entries = settings.learn.entries) of the peers seen per rule while
+ * learning (rodata learn_enabled): the source of an admitted inbound packet
+ * or the destination of an admitted outbound one, for the rules whose peer
+ * set is open (rodata learn_slots), and in audit mode also for the would-drops
+ * of peer_not_in_set. When the map is full a new peer is not recorded and
+ * learn_overflow[slot] counts it: nothing is lost silently. */
+struct xdpg_learn_key {
+	__u8 slot;     /* rule slot (xdpg_info.rule_slot), as the counters */
+	__u8 family;   /* 4 or 6 */
+	__u8 pad[2];   /* zero */
+	__u8 addr[16]; /* network order; IPv4 in the first 4 bytes, the rest zero */
+};
+
+struct xdpg_learn_value {
+	__u64 packets;  /* atomic adds */
+	__u64 first_ns; /* datapath clock (enum xdpg_clock) */
+	/* Rewritten at most once per XDPG_LEARN_LAST_SEEN_STEP_NS: a write per
+	 * packet to a line all CPUs share costs more than the second it saves. */
+	__u64 last_ns;
+};
+#define XDPG_LEARN_LAST_SEEN_STEP_NS 1000000000ULL
+
+/* learn_confirmed: HASH (BPF_F_NO_PREALLOC) of the addresses that proved
+ * they receive the host's packets, whichever rule they used; max_entries =
+ * settings.learn.entries. Written by the egress program only: what the host
+ * itself sends cannot be forged from outside. */
+struct xdpg_learn_confirm_key {
+	__u8 family;
+	__u8 pad[3];
+	__u8 addr[16];
+};
+
+/* How the address proved it (bits of xdpg_learn_confirm_value.how). */
+#define XDPG_CONFIRM_TCP_ESTABLISHED 0x01 /* the host sent it a TCP segment with ACK and
+					   * without SYN or RST: the kernel holds a
+					   * connection whose handshake it completed */
+#define XDPG_CONFIRM_HOST_OPENED 0x02     /* the host opened a flow to it: passed on a
+					   * rule's remote port (TCP or UDP) */
+
+struct xdpg_learn_confirm_value {
+	__u64 confirmed_ns; /* datapath clock, first proof */
+	__u32 how;          /* XDPG_CONFIRM_* seen so far */
+	__u32 pad;
+};
+
+/* learn_overflow: PERCPU_ARRAY[XDPG_LEARN_OVERFLOW_ENTRIES] of __u64: index
+ * slot = peers of that rule not recorded (learn_peers full); index
+ * XDPG_MAX_RULES = confirmations not recorded (learn_confirmed full). */
+#define XDPG_LEARN_OVERFLOW_ENTRIES (XDPG_MAX_RULES + 1)
+#define XDPG_LEARN_ENTRIES 65536 /* default max_entries of both maps */
 
 #endif /* XDPGUARD_MAPS_H */

@@ -19,6 +19,11 @@
 // - after every batch the ingress and egress per-rule and per-reason counters
 //   and the number of flow inserts are equal, and regularly the flow tables
 //   hold the same keys with the same rule, TCP state and flags;
+// - with learning on (docs/learn.md: half the peer sets open, the rest
+//   narrowed), the learn maps hold after every batch exactly the peers,
+//   packet counts, confirmations and overflow of classify::LearnModel, also in
+//   audit mode (every packet passes; would-drops of a peer set are observed)
+//   and with a table so small that it overflows;
 // - in enforce and track mode, with timeouts that make every flow expire (0:
 //   "already expired", docs/datapath.md 8.3, on the clock production uses:
 //   the coarse clock may not move between two test runs), that never expire,
@@ -38,6 +43,7 @@
 #include <set>
 #include <variant>
 
+#include "classify/learn_model.hpp"
 #include "classify/packet_spec.hpp"
 #include "classify/reference.hpp"
 #include "compile/compiler.hpp"
@@ -416,6 +422,9 @@ struct Scenario {
   bool narrow_sets;
   bool without_error_rules;  // drop the icmp(v6)-errors rules: errors pass only by flow
   uint64_t seed;
+  bool learn = false;  // learning on, every other peer set left open
+  bool audit = false;
+  uint32_t learn_entries = XDPG_LEARN_ENTRIES;
 };
 
 constexpr Timeouts kNeverExpire{kNever, kNever, kNever};
@@ -432,7 +441,47 @@ const Scenario kScenarios[] = {
     {"track_never_expire", XDPG_EGRESS_TRACK, kNeverExpire, "", true, true, 16},
     {"track_all_expire", XDPG_EGRESS_TRACK, kAllExpire, "", true, false, 17},
     {"track_secured_only", XDPG_EGRESS_TRACK, kClosingExpires, "secured-only", true, false, 18},
+    {"learn_enforce", XDPG_EGRESS_ENFORCE, kNeverExpire, "", true, false, 19, true},
+    {"learn_audit_full_table", XDPG_EGRESS_ENFORCE, kNeverExpire, "", true, false, 20, true, true,
+     40},
 };
+
+// What the learn maps hold, as the model states it: peers -> packets,
+// confirmed address -> how, overflow. Timestamps run on different clocks.
+struct LearnFacts {
+  std::map<classify::LearnedPeerKey, uint64_t> peers;
+  std::map<classify::LearnedAddress, uint32_t> confirmed;
+  std::vector<uint64_t> overflow;
+  bool operator==(const LearnFacts&) const = default;
+};
+
+LearnFacts model_facts(const classify::LearnModel& m) {
+  LearnFacts out;
+  for (const auto& [k, v] : m.peers()) out.peers[k] = v.packets;
+  out.confirmed = m.confirmed();
+  out.overflow.assign(m.overflow().begin(), m.overflow().end());
+  return out;
+}
+
+LearnFacts kernel_facts(const kernel::Datapath& dp) {
+  LearnFacts out;
+  auto got = dp.learned();
+  EXPECT_TRUE(got.ok()) << got.error().message;
+  if (!got.ok()) return out;
+  for (const auto& [k, v] : got->peers) {
+    classify::LearnedAddress a{k.family, {}};
+    std::memcpy(a.addr.data(), k.addr, 16);
+    out.peers[{k.slot, a}] = v.packets;
+    EXPECT_LE(v.first_ns, v.last_ns);
+  }
+  for (const auto& [k, v] : got->confirmed) {
+    classify::LearnedAddress a{k.family, {}};
+    std::memcpy(a.addr.data(), k.addr, 16);
+    out.confirmed[a] = v.how;
+  }
+  out.overflow = got->overflow;
+  return out;
+}
 constexpr size_t kScenarioCount = std::size(kScenarios);
 
 class FlowDifferential : public ::testing::TestWithParam<Scenario> {};
@@ -445,6 +494,12 @@ TEST_P(FlowDifferential, BothProgramsAgreeWithReferenceOnSequences) {
 
   std::mt19937_64 rng(sc.seed);
   if (sc.narrow_sets) testing::narrow_peer_sets(pol, rng);
+  if (sc.learn)
+    for (size_t i = 0; i < pol.peer_sets.size(); i += 2) {
+      policy::Cidr any4, any6;
+      any6.family = 6;
+      pol.peer_sets[i].cidrs = {any4, any6};
+    }
   auto selected = policy::select_rules(pol, sc.profile);
   ASSERT_TRUE(std::holds_alternative<policy::RuleSet>(selected));
   policy::RuleSet rules = std::get<policy::RuleSet>(selected);
@@ -459,8 +514,14 @@ TEST_P(FlowDifferential, BothProgramsAgreeWithReferenceOnSequences) {
   options.tcp_established_timeout_ns = sc.timeouts.tcp_established;
   options.tcp_closing_timeout_ns = sc.timeouts.tcp_closing;
   options.udp_timeout_ns = sc.timeouts.udp;
-  auto dp = kernel::Datapath::load(compile::compile(rules), options);
+  options.learn = sc.learn;
+  options.audit = sc.audit;
+  options.learn_table_size = sc.learn_entries;
+  const compile::CompiledPolicy compiled = compile::compile(rules);
+  auto dp = kernel::Datapath::load(compiled, options);
   ASSERT_TRUE(dp.ok()) << dp.error().message;
+  classify::LearnModel learn({compiled.learn_rules, sc.audit, sc.learn_entries});
+  if (sc.learn) ASSERT_NE(compiled.learn_rules, 0u);
 
   classify::ReferenceOptions ref_options;
   ref_options.egress_mode = sc.mode;
@@ -478,6 +539,9 @@ TEST_P(FlowDifferential, BothProgramsAgreeWithReferenceOnSequences) {
   const size_t n = total_packets() / kScenarioCount;
   size_t done = 0, batches = 0, flows_created = 0;
   size_t in_count = 0, out_count = 0, refused = 0, quoted_flow_passes = 0;
+  size_t learned_peers_seen = 0, audit_observations = 0;
+  uint32_t confirm_kinds = 0;
+  uint64_t overflowed = 0;
   std::map<std::string, size_t> outcomes;  // direction + reason: the generator reaches them all
 
   auto compare_state = [&](bool flows_too) {
@@ -493,6 +557,18 @@ TEST_P(FlowDifferential, BothProgramsAgreeWithReferenceOnSequences) {
     expect_counters_equal(*er, *eq, out_expected, rules, "egress " + where);
     if (::testing::Test::HasFatalFailure()) return;
     ASSERT_EQ(fc->inserts, reference.flow_inserts()) << "flow inserts " << where;
+    if (sc.learn) {
+      LearnFacts want = model_facts(learn), got = kernel_facts(*dp);
+      ASSERT_EQ(got.peers.size(), want.peers.size()) << "learned peers " << where;
+      ASSERT_TRUE(got.peers == want.peers) << "learned peers' packets " << where;
+      ASSERT_TRUE(got.confirmed == want.confirmed) << "confirmed addresses " << where;
+      ASSERT_EQ(got.overflow, want.overflow) << "learn overflow " << where;
+      learned_peers_seen = std::max(learned_peers_seen, want.peers.size());
+      for (const auto& [k, packets] : want.peers)
+        if (!(compiled.learn_rules >> k.rule & 1)) ++audit_observations;
+      for (const auto& [a, how] : want.confirmed) confirm_kinds |= how;
+      for (uint64_t o : want.overflow) overflowed += o;
+    }
     if (!flows_too) return;
     std::map<classify::FlowKey, FlowFacts> want;
     for (const auto& [k, v] : reference.flows()) want[k] = {v.rule, v.tcp_state, v.flags};
@@ -517,7 +593,8 @@ TEST_P(FlowDifferential, BothProgramsAgreeWithReferenceOnSequences) {
         classify::EgressDecision e = reference.classify_egress(step.frame);
         ASSERT_TRUE(e.decision.has_value());
         want = *e.decision;
-        want_action = e.sent ? TC_ACT_OK : TC_ACT_SHOT;
+        want_action = e.sent || sc.audit ? TC_ACT_OK : TC_ACT_SHOT;
+        learn.egress(reference.last_packet(), want, clock);
         auto action = dp->test_run_egress(step.frame);
         ASSERT_TRUE(action.ok()) << action.error().message;
         got_action = *action;
@@ -525,7 +602,8 @@ TEST_P(FlowDifferential, BothProgramsAgreeWithReferenceOnSequences) {
         ++out_count;
       } else {
         want = reference.classify(step.frame);
-        want_action = want.verdict == Verdict::Pass ? XDP_PASS : XDP_DROP;
+        want_action = want.verdict == Verdict::Pass || sc.audit ? XDP_PASS : XDP_DROP;
+        learn.ingress(reference.last_packet(), want, clock);
         auto action = dp->test_run(step.frame);
         ASSERT_TRUE(action.ok()) << action.error().message;
         got_action = *action;
@@ -554,6 +632,7 @@ TEST_P(FlowDifferential, BothProgramsAgreeWithReferenceOnSequences) {
         flows_created += reference.flow_inserts();
         ASSERT_TRUE(dp->reset_state().ok());
         reference.reset_state();
+        learn.reset();
         in_expected = {};
         out_expected = {};
       }
@@ -578,14 +657,21 @@ TEST_P(FlowDifferential, BothProgramsAgreeWithReferenceOnSequences) {
   // With narrowed sets the error rules do not cover every router.
   const bool some_live = sc.timeouts.tcp_established == kNever ||
                          sc.timeouts.tcp_closing == kNever || sc.timeouts.udp == kNever;
-  if (sc.narrow_sets && some_live) EXPECT_GT(quoted_flow_passes, 0u);
+  // Learning scenarios reopen half the sets, perhaps the error rules' too.
+  if (sc.narrow_sets && !sc.learn && some_live) EXPECT_GT(quoted_flow_passes, 0u);
   if (!some_live) EXPECT_EQ(quoted_flow_passes, 0u);
+  if (sc.learn) {
+    EXPECT_GT(learned_peers_seen, 0u);
+    EXPECT_EQ(confirm_kinds, uint32_t{XDPG_CONFIRM_TCP_ESTABLISHED | XDPG_CONFIRM_HOST_OPENED});
+    if (sc.audit) EXPECT_GT(audit_observations, 0u);
+    if (sc.learn_entries < 1000) EXPECT_GT(overflowed, 0u);
+  }
 
   std::printf("[ %s ] %zu packets (%zu ingress, %zu egress; %zu short egress frames not run), "
               "%zu flows opened by the generator, %zu flow inserts, %zu ICMP passed by a quoted "
-              "flow\n ",
+              "flow; learning: up to %zu peers, %llu not recorded (table full)\n ",
               sc.name, done, in_count, out_count, refused, gen.opened(), flows_created,
-              quoted_flow_passes);
+              quoted_flow_passes, learned_peers_seen, static_cast<unsigned long long>(overflowed));
   for (const auto& [what, count] : outcomes) std::printf(" %s=%zu", what.c_str(), count);
   std::printf("\n");
 }

@@ -87,14 +87,10 @@ bool has_flow(int fd, uint8_t proto, uint16_t host_port, uint16_t peer_port,
 }
 
 TEST(FlowExhaustion, ActiveFlowSurvivesAFloodAndEvictionsAreCounted) {
-  auto parsed = policy::parse_policy_text(kDefaultPolicyYaml, "default", "");
-  ASSERT_TRUE(parsed.ok());
-  auto selected = policy::select_rules(*parsed.policy, "");
-  ASSERT_TRUE(std::holds_alternative<policy::RuleSet>(selected));
   kernel::DatapathOptions options;
   options.egress_mode = XDPG_EGRESS_ENFORCE;
   options.flow_table_size = kTableSize;
-  auto dp = kernel::Datapath::load(compile::compile(std::get<policy::RuleSet>(selected)), options);
+  auto dp = kernel::Datapath::load(testing::compiled_default_policy(), options);
   ASSERT_TRUE(dp.ok()) << dp.error().message;
   const int flows = dp->map_fd(kernel::MapId::FlowsV4);
   const int counters = dp->map_fd(kernel::MapId::FlowCounters);

@@ -209,28 +209,34 @@ TEST(Limits, APeerSetOfEveryPrefixLengthLoads) {
 }
 
 // Both programs, with the default policy and with the one the verifier walks
-// the longest, use less than half of this kernel's complexity limit: a
+// the longest, learning off and on (docs/learn.md), use less than half of
+// this kernel's complexity limit: a
 // verifier release that tracks a little less precisely still takes them.
 // The figures go to $XDPGUARD_VERIFIER_REPORT (tests/vm/matrix.sh gathers
 // them per kernel for docs/kernels.md).
 TEST(Limits, EachProgramUsesLessThanHalfTheVerifierLimit) {
-  auto parsed = policy::parse_policy_text(kDefaultPolicyYaml, "default", "");
-  ASSERT_TRUE(parsed.ok());
-  auto selected = policy::select_rules(*parsed.policy, "");
-  ASSERT_TRUE(std::holds_alternative<policy::RuleSet>(selected));
-  const std::pair<const char*, compile::CompiledPolicy> cases[] = {
-      {"default", compile::compile(std::get<policy::RuleSet>(selected))},
-      {"every-prefix-length", every_length_policy()},
+  const compile::CompiledPolicy default_policy = testing::compiled_default_policy();
+  const compile::CompiledPolicy every_length = every_length_policy();
+  const struct {
+    const char* name;
+    const compile::CompiledPolicy& compiled;
+    bool learn;
+  } cases[] = {
+      {"default", default_policy, false},
+      {"every-prefix-length", every_length, false},
+      {"default-learning", default_policy, true},
+      {"every-prefix-length-learning", every_length, true},
   };
   utsname uts{};
   ASSERT_EQ(uname(&uts), 0);
   const char* report_path = std::getenv("XDPGUARD_VERIFIER_REPORT");
   FILE* report = report_path ? std::fopen(report_path, "a") : nullptr;
   ASSERT_TRUE(!report_path || report) << report_path;
-  for (const auto& [name, compiled] : cases) {
+  for (const auto& [name, compiled, learn] : cases) {
     std::vector<kernel::VerifierStats> stats;
     kernel::DatapathOptions options;
     options.verifier_stats = &stats;
+    options.learn = learn;
     const auto start = std::chrono::steady_clock::now();
     auto dp = kernel::Datapath::load(compiled, options);
     const double load_ms =

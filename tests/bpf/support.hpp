@@ -12,9 +12,12 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "classify/decision.hpp"
+#include "compile/compiler.hpp"
+#include "policy/parser.hpp"
 #include "policy/model.hpp"
 #include "xdpguard/maps.h"
 
@@ -121,6 +124,17 @@ inline FamilyAddrs nest_peer_sets(policy::Policy& pol, std::mt19937_64& rng) {
     }
   }
   return edges;
+}
+
+// The embedded default policy, compiled with its default profile.
+inline compile::CompiledPolicy compiled_default_policy() {
+  auto parsed = policy::parse_policy_text(kDefaultPolicyYaml, "default", "");
+  EXPECT_TRUE(parsed.ok());
+  if (!parsed.ok()) return {};
+  auto selected = policy::select_rules(*parsed.policy, "");
+  EXPECT_TRUE(std::holds_alternative<policy::RuleSet>(selected));
+  if (!std::holds_alternative<policy::RuleSet>(selected)) return {};
+  return compile::compile(std::get<policy::RuleSet>(selected));
 }
 
 // The protected host: 192.0.2.1 or 2001:db8::1.

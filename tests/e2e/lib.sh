@@ -124,6 +124,8 @@ e2e_setup() {
   trap 'exit 130' INT TERM
   [[ -e /sys/fs/bpf/xdpguard ]] || E2E_MADE_PIN_ROOT=1
   E2E_WORK=$(mktemp -d "/tmp/xdpguard-e2e.${E2E_NAME}.XXXXXX")
+  # net-snmp's tools keep state in SNMP_PERSISTENT_DIR: this run's, not /var/lib.
+  export SNMP_PERSISTENT_DIR="$E2E_WORK/snmp"
 
   ip netns add "$SRV_NS"
   ip netns add "$CLI_NS"
@@ -177,6 +179,7 @@ start_peer() {
 _listening() {  # NS proto port
   [[ -n $(nsenter --net="/run/netns/$1" ss -Hln"${2:0:1}" "sport = :$3") ]]
 }
+_not_listening() { ! _listening "$@"; }
 wait_listen() {  # tcp|udp PORT
   wait_until 10 _listening "$SRV_NS" "$1" "$2" || fail "nothing listens on $1/$2 in $SRV_NS"
 }
@@ -400,8 +403,6 @@ start_https() {  # openssl s_server on 443, IPv4 and IPv6, self-signed cert
   wait_listen tcp 443
 }
 start_snmptrapd() {  # logs every v2c trap to $E2E_WORK/traps.log
-  # net-snmp keeps state in SNMP_PERSISTENT_DIR; keep it out of /var/lib.
-  export SNMP_PERSISTENT_DIR="$E2E_WORK/snmp"
   start_server snmptrapd snmptrapd -f -C -m '' -c "$E2E_SRC/tests/e2e/snmptrapd.conf" \
     -Lf "$E2E_WORK/traps.log" -p "$E2E_WORK/snmptrapd.pid" udp:162 udp6:162
   wait_listen udp 162
@@ -423,12 +424,14 @@ start_closed_listeners() {  # services the policy does not document
 }
 
 # Client probes from the client namespace; each fails when nothing answered.
-tcp_banner() {  # HOST PORT EXPECTED
+tcp_banner() {  # HOST PORT EXPECTED [SOURCE]
   local out
-  out=$(in_cli nc -w 2 "$1" "$2" </dev/null 2>&1) || true
+  out=$(in_cli nc -w 2 ${4:+-s "$4"} "$1" "$2" </dev/null 2>&1) || true
   [[ $out == *"$3"* ]]
 }
-https_get() { in_cli curl -ksS --max-time 3 -o /dev/null "https://$1/"; }
+https_get() {  # HOST [SOURCE]
+  in_cli curl -ksS --max-time 3 ${2:+--interface "$2"} -o /dev/null "https://$1/"
+}
 # --http0.9: the stand-in listeners answer a bare line, not HTTP.
 http_get() { in_cli curl -sS --http0.9 --max-time 2 -o /dev/null "http://$1:$2/"; }
 udp_delivered() {  # HOST MARKER: send MARKER to UDP 9999, see if it arrived
@@ -436,16 +439,62 @@ udp_delivered() {  # HOST MARKER: send MARKER to UDP 9999, see if it arrived
   sleep 0.3
   grep -q "$2" "$E2E_WORK/udp9999.data" 2>/dev/null
 }
-send_trap() {  # TARGET MARKER: a v2c trap, then look for it in the receiver's log
-  in_cli snmptrap -m '' -v 2c -c public "$1" '' \
+send_trap() {  # TARGET MARKER [SOURCE]: a v2c trap, then look for it in the receiver's log
+  in_cli snmptrap -m '' ${3:+--clientaddr="$3"} -v 2c -c public "$1" '' \
     1.3.6.1.4.1.8072.2.3.0.1 1.3.6.1.4.1.8072.2.3.2.1 s "$2" &&
     wait_until 3 grep -q "$2" "$E2E_WORK/traps.log"
 }
-sip_call() {  # NAME: one INVITE/180/200/ACK/BYE call against a fresh sipp UAS
+sip_call() {  # NAME [SOURCE]: one INVITE/180/200/ACK/BYE call against a fresh sipp UAS
+  # The previous call's UAS lingers a few seconds after its call: wait for
+  # 5060 to be free, or the new one cannot bind and the old one answers.
+  wait_until 10 _not_listening "$SRV_NS" udp 5060 || fail "the previous SIP UAS never left 5060"
   start_server "sipp-uas-$1" sipp -sn uas -i "$SRV_IP4" -p 5060 -m 1 -nostdin
   wait_listen udp 5060
-  in_cli sipp -sn uac "$SRV_IP4:5060" -i "$CLI_IP4" -p 5061 -m 1 -nostdin \
+  in_cli sipp -sn uac "$SRV_IP4:5060" -i "${2:-$CLI_IP4}" -p 5061 -m 1 -nostdin \
     -timeout 10s -timeout_error
+}
+
+# ---- peers in the client namespace (the servers the host itself talks to) ----
+
+start_ldap_peer() {  # slapd: 389 over IPv4 and IPv6, 636 over IPv4; self-signed cert
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj /CN=xdpguard-e2e-ldap -addext "subjectAltName=IP:$CLI_IP4,IP:$CLI_IP6" \
+    -keyout "$E2E_WORK/peer-key.pem" -out "$E2E_WORK/peer-cert.pem" 2>/dev/null ||
+    fail "cannot make the LDAP server's certificate"
+  mkdir -p "$E2E_WORK/ldapdb"
+  peer_config slapd.conf.in "$E2E_WORK/slapd.conf"
+  # -d keeps slapd in the foreground, so its PID is ours to stop.
+  start_peer slapd slapd -d 0 -f "$E2E_WORK/slapd.conf" \
+    -h "ldap://$CLI_IP4/ ldaps://$CLI_IP4/ ldap://[$CLI_IP6]/"
+  wait_listen_peer tcp 389
+  wait_listen_peer tcp 636
+}
+start_snmp_peer() {  # [ADDRESS]: snmpd on UDP 161 (default: the client's IPv4 address)
+  # -m '': no MIBs (Debian ships few; names are not needed).
+  start_peer snmpd snmpd -f -Lo -C -m '' -c "$E2E_SRC/tests/e2e/peers/snmpd.conf" \
+    -p "$E2E_WORK/snmpd.pid" "udp:${1:-$CLI_IP4}:161"
+  wait_listen_peer udp 161
+}
+
+# The host's own requests to them (from the server namespace).
+ldap_root_dse() {  # URI: the root DSE must name the peer's suffix
+  local out
+  out=$(in_srv env LDAPTLS_CACERT="$E2E_WORK/peer-cert.pem" LDAPTLS_REQCERT=demand \
+    ldapsearch -x -LLL -o nettimeout=3 -l 3 -H "$1" -s base -b "" namingContexts 2>&1) || {
+    printf '%s\n' "$out"
+    return 1
+  }
+  printf '%s\n' "$out"
+  [[ $out == *"namingContexts: dc=xdpguard,dc=test"* ]]
+}
+snmp_get() {  # [ADDRESS]: the device's sysName
+  local out
+  out=$(in_srv snmpget -m '' -v 2c -c public -t 2 -r 1 -On "${1:-$CLI_IP4}" 1.3.6.1.2.1.1.5.0 2>&1) || {
+    printf '%s\n' "$out"
+    return 1
+  }
+  printf '%s\n' "$out"
+  [[ $out == *xdpguard-e2e-device* ]]
 }
 
 # The lab's veth never carries the session the tests are run over: xdpguard's

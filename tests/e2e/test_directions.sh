@@ -29,24 +29,9 @@ probe_srv() { in_srv "$PY" "$NETPROBE" "$@"; }
 probe_cli() { in_cli "$PY" "$NETPROBE" "$@"; }
 
 e2e_setup
-# net-snmp keeps state in SNMP_PERSISTENT_DIR; keep it out of /var/lib.
-export SNMP_PERSISTENT_DIR="$E2E_WORK/snmp"
 
 # ---- peers in the client namespace -------------------------------------------
 
-start_ldap_peer() {  # slapd: 389 over IPv4 and IPv6, 636 over IPv4; self-signed cert
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-    -subj /CN=xdpguard-e2e-ldap -addext "subjectAltName=IP:$CLI_IP4,IP:$CLI_IP6" \
-    -keyout "$E2E_WORK/peer-key.pem" -out "$E2E_WORK/peer-cert.pem" 2>/dev/null ||
-    fail "cannot make the LDAP server's certificate"
-  mkdir -p "$E2E_WORK/ldapdb"
-  peer_config slapd.conf.in "$E2E_WORK/slapd.conf"
-  # -d keeps slapd in the foreground, so its PID is ours to stop.
-  start_peer slapd slapd -d 0 -f "$E2E_WORK/slapd.conf" \
-    -h "ldap://$CLI_IP4/ ldaps://$CLI_IP4/ ldap://[$CLI_IP6]/"
-  wait_listen_peer tcp 389
-  wait_listen_peer tcp 636
-}
 start_smtp_peer() {  # aiosmtpd prints every message it accepts
   start_peer smtp env PYTHONUNBUFFERED=1 "$PY" -m aiosmtpd -n -l "$CLI_IP4:25" \
     -c aiosmtpd.handlers.Debugging
@@ -65,12 +50,6 @@ start_ntp_peer() {
   start_peer ntp chronyd -d -x -u root -f "$E2E_WORK/chrony-peer.conf"
   wait_listen_peer udp 123
 }
-start_snmp_peer() {
-  # -m '': no MIBs (Debian ships few; names are not needed).
-  start_peer snmpd snmpd -f -Lo -C -m '' -c "$E2E_SRC/tests/e2e/peers/snmpd.conf" \
-    -p "$E2E_WORK/snmpd.pid" "udp:$CLI_IP4:161"
-  wait_listen_peer udp 161
-}
 start_banner_peer() {  # NAME PORT: a one-line banner on TCP PORT
   start_peer "$1" socat -U TCP6-LISTEN:"$2",fork,reuseaddr,ipv6only=0 SYSTEM:"echo $1-banner"
   wait_listen_peer tcp "$2"
@@ -78,16 +57,6 @@ start_banner_peer() {  # NAME PORT: a one-line banner on TCP PORT
 
 # ---- the server's clients (in the server namespace) --------------------------
 
-ldap_root_dse() {  # URI: the root DSE must name the peer's suffix
-  local out
-  out=$(in_srv env LDAPTLS_CACERT="$E2E_WORK/peer-cert.pem" LDAPTLS_REQCERT=demand \
-    ldapsearch -x -LLL -o nettimeout=3 -l 3 -H "$1" -s base -b "" namingContexts 2>&1) || {
-    printf '%s\n' "$out"
-    return 1
-  }
-  printf '%s\n' "$out"
-  [[ $out == *"namingContexts: dc=xdpguard,dc=test"* ]]
-}
 send_mail() {  # MARKER: one message through the peer's SMTP server
   in_srv swaks --server "$CLI_IP4" --port 25 --timeout 5 --from ovoc@xdpguard.test \
     --to ops@xdpguard.test --header "Subject: $1" --body "trap forwarded: $1" &&
@@ -102,15 +71,6 @@ ntp_query() {  # NS SERVER: one NTP measurement from NS, clock left alone
   # ("No suitable source") when no answer came within -t.
   nsenter --net="/run/netns/$1" chronyd -Q -u root -t 10 \
     "server $2 iburst minpoll -4 maxpoll -4" "pidfile $E2E_WORK/chronyd-query.pid" "cmdport 0"
-}
-snmp_get() {  # the device's sysName
-  local out
-  out=$(in_srv snmpget -m '' -v 2c -c public -t 2 -r 1 -On "$CLI_IP4" 1.3.6.1.2.1.1.5.0 2>&1) || {
-    printf '%s\n' "$out"
-    return 1
-  }
-  printf '%s\n' "$out"
-  [[ $out == *xdpguard-e2e-device* ]]
 }
 srv_banner() {  # HOST PORT EXPECTED: a TCP connection from the server
   local out

@@ -70,7 +70,7 @@ void select_and_compile(const policy::Policy& pol, const std::string& profile, b
     check(e.rule != nullptr && e.rule->enforced);
     check((e.peers == nullptr) == (e.rule->protocol == policy::Protocol::Ethertype));
   }
-  for (const auto& w : policy::open_peer_set_warnings(pol, set)) check_located(w);
+  for (const auto& w : policy::peer_set_warnings(pol, set)) check_located(w);
   if (compile_it) check_compiled(set);
 }
 

@@ -253,7 +253,7 @@ TEST_F(DefaultPolicy, SecuredOnlyDropsExactlyTheUnsecuredRows) {
 
 TEST_F(DefaultPolicy, OpenSetWarningsNameEachSetButAnywhere) {
   const RuleSet full = select(*policy_, "");
-  const auto warnings = open_peer_set_warnings(*policy_, full);
+  const auto warnings = peer_set_warnings(*policy_, full);
   EXPECT_EQ(warnings.size(), policy_->peer_sets.size() - 1);
   std::string text = all(warnings);
   for (const auto& set : policy_->peer_sets) {
@@ -265,7 +265,7 @@ TEST_F(DefaultPolicy, OpenSetWarningsNameEachSetButAnywhere) {
             kDefaultPath + ":24:3: peer set 'ovoc-clients' is open to any address; fill it in before production");
 
   // Sets used only by rules the profile leaves out are not warned about.
-  const auto secured = open_peer_set_warnings(*policy_, select(*policy_, "secured-only"));
+  const auto secured = peer_set_warnings(*policy_, select(*policy_, "secured-only"));
   text = all(secured);
   EXPECT_EQ(text.find("'mail-servers'"), std::string::npos);
   EXPECT_NE(text.find("'ldap-servers'"), std::string::npos);  // ldaps-636 stays
@@ -887,7 +887,23 @@ TEST(PolicySelect, EthertypeRulesHaveNoPeerSet) {
   const RuleSet s = select(*r.policy, "");
   ASSERT_EQ(s.rules.size(), 2u);
   EXPECT_EQ(s.rules[1].peers, nullptr);
-  EXPECT_TRUE(open_peer_set_warnings(*r.policy, s).empty());  // 'a' is 10.0.0.0/8
+  EXPECT_TRUE(peer_set_warnings(*r.policy, s).empty());  // 'a' is 10.0.0.0/8
+}
+
+TEST(PolicyPeerSets, AnEmptyListIsASetOfNobodyAndWarned) {
+  std::string text = kHeader + kRule;
+  text.replace(text.find("[10.0.0.0/8]"), 12, "[]");
+  auto r = parse(text);
+  ASSERT_TRUE(r.ok()) << all(r.errors);
+  EXPECT_TRUE(r.policy->find_peer_set("a")->cidrs.empty());
+  const auto w = peer_set_warnings(*r.policy, select(*r.policy, ""));
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0].message, "peer set 'a' is empty: its rules admit no one");
+  EXPECT_EQ(w[0].where.line, 4);
+  // Empty lists elsewhere are still slips.
+  auto ports = parse(kHeader + std::string(kRule).replace(kRule.find("443"), 3, "[]"));
+  ASSERT_FALSE(ports.ok());
+  EXPECT_NE(all(ports.errors).find("local_port: must not be empty"), std::string::npos);
 }
 
 // ---------------------------------------------------------------------------
@@ -961,6 +977,30 @@ TEST(PolicySettings, ErrorsPointAtTheValue) {
   EXPECT_TRUE(has_error(r, "t.yaml:32:11", "events: rate: '100001' must be a whole number of events per second from 0 to 100000"));
   EXPECT_TRUE(has_error(r, "t.yaml:33:12", "events: burst: '0' must be a whole number of events from 1 to 100000"));
   EXPECT_TRUE(has_error(r, "t.yaml:34:5", "unknown key 'size'"));
+}
+
+TEST(PolicySettings, LearnIsOffByDefaultAndReadWithItsBounds) {
+  auto plain = parse(kHeader + kRule);
+  ASSERT_TRUE(plain.ok()) << all(plain.errors);
+  EXPECT_FALSE(plain.policy->settings.learn);
+  EXPECT_EQ(plain.policy->settings.learn_entries, uint32_t{XDPG_LEARN_ENTRIES});
+
+  auto on = parse(kHeader + kRule + "settings:\n  learn: {enabled: true, entries: 4096}\n");
+  ASSERT_TRUE(on.ok()) << all(on.errors);
+  EXPECT_TRUE(on.policy->settings.learn);
+  EXPECT_EQ(on.policy->settings.learn_entries, 4096u);
+
+  auto bad = parse(kHeader + kRule + R"(settings:
+  learn:
+    enabled: maybe
+    entries: 0
+    window: 3
+)");
+  EXPECT_TRUE(has_error(bad, "t.yaml:23:14", "learn: enabled"));
+  EXPECT_TRUE(has_error(bad, "t.yaml:24:14", "learn: entries: '0' must be a whole number of entries from 1 to 4194304"));
+  EXPECT_TRUE(has_error(bad, "t.yaml:25:5", "unknown key 'window'"));
+  EXPECT_TRUE(has_error(parse(kHeader + kRule + "settings:\n  learn: yes\n"), "t.yaml:22:10",
+                        "learn: must be a mapping with keys: enabled, entries"));
 }
 
 TEST(PolicySettings, ShapesAreChecked) {

@@ -32,6 +32,7 @@ step() { # NAME LOG CMD...
 }
 
 step bpf "$out/bpf.log" env XDPGUARD_DIFF_PACKETS=100000 XDPGUARD_FLOW_DIFF_PACKETS=80000 \
+  XDPGUARD_LEARN_FLOOD=100000 \
   XDPGUARD_VERIFIER_REPORT="$out/verifier.tsv" \
   "$build/tests/xdpguard_bpf_tests" --gtest_color=no
 # A skipped case proves nothing on this kernel: as test.sh, it fails.

@@ -33,6 +33,17 @@ mount -t devpts devpts $r/dev/pts
 mount -t tmpfs tmpfs $r/dev/shm
 mount -t tmpfs tmpfs $r/tmp
 mount -t tmpfs tmpfs $r/run
+# The host's checkout and the command's directory stay visible (and
+# writable, in the overlay's way) where they live under the fresh /tmp or
+# /run, or outside another root (--root).
+n=0
+for d in $KEEP_DIRS; do
+  case $d in /tmp/* | /run/*) ;; *) [ -n "$ROOT_DIR" ] || continue ;; esac
+  n=$((n + 1))
+  mkdir -p /upper/keep$n/data /upper/keep$n/work $r$d
+  mount -t overlay overlay \
+    -o "lowerdir=/host$d,upperdir=/upper/keep$n/data,workdir=/upper/keep$n/work" $r$d
+done
 mount -t bpf bpf $r/sys/fs/bpf
 mount -t debugfs debugfs $r/sys/kernel/debug 2>/dev/null
 # The kernel's modules, for modprobe in the command and for the kernel's

@@ -6,7 +6,8 @@
 # the current directory, on this host's own root file system (or DIR, e.g. an
 # older Debian root): read-only over 9p with a tmpfs overlay, so the checkout
 # and its build are the ones tested and nothing the guest writes persists.
-# /tmp, /run, bpffs are fresh; the kernel's modules are at /lib/modules.
+# /tmp, /run, bpffs are fresh (but the checkout and the current directory
+# stay where they are, also under /tmp); the kernel's modules are at /lib/modules.
 # --out DIR (default: a temporary directory) is shared writable, at the same
 # path inside; COMMAND may leave results there. Exits with COMMAND's status,
 # or 124 when the VM timed out or died before reporting one.
@@ -70,10 +71,12 @@ add_module() { # NAME or path relative to moddir
 for m in virtio_pci 9pnet_virtio 9p overlay; do add_module "$m"; done
 (cd "$initrd" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initrd.gz"
 
+checkout=$(cd "$here/../.." && pwd)
 cat >"$out/params" <<P
 OUT_DIR='$out'
 ROOT_DIR='${root%/}'
 MODULES_DIR='$kdir/lib/modules'
+KEEP_DIRS='$checkout $PWD'
 P
 {
   echo "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root"
