@@ -11,6 +11,7 @@
 #include <cxxopts.hpp>
 
 #include "daemon/apply.hpp"
+#include "kernel/pins.hpp"
 #include "policy/model.hpp"
 #include "policy/parser.hpp"
 
@@ -68,6 +69,12 @@ std::optional<daemon::ApplyOptions> apply_options(const cxxopts::ParseResult& r)
 std::optional<kernel::XdpMode> xdp_mode_option(const cxxopts::ParseResult& r);
 std::optional<daemon::PreparedPolicy> prepare_or_print(const daemon::ApplyOptions& req);
 
+// commands.cpp: the counter tables and JSON arrays of `stats`, also `replay`'s.
+std::string rules_json(const std::vector<kernel::RuleStats>& rules);
+std::string reasons_json(const std::vector<kernel::ReasonStats>& reasons);
+std::string rules_table(const std::vector<kernel::RuleStats>& rules);
+std::string reasons_table(const std::vector<kernel::ReasonStats>& reasons);
+
 int run_check(int argc, char** argv);
 int run_attach(int argc, char** argv);
 int run_detach(int argc, char** argv);
@@ -79,5 +86,6 @@ int run_reload(int argc, char** argv);   // lifecycle.cpp
 int run_confirm(int argc, char** argv);
 int run_daemon(int argc, char** argv);   // `xdpguard run`
 int run_learn(int argc, char** argv);    // learn.cpp
+int run_replay(int argc, char** argv);   // replay.cpp
 
 }  // namespace xdpguard::cli

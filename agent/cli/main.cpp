@@ -39,6 +39,10 @@ constexpr std::string_view kUsage =
     "  diff     OLD NEW [--profile NAME] [--old-profile NAME] [--new-profile NAME]\n"
     "                                                      what changes for traffic: packets newly\n"
     "                                                      admitted, refused or counted elsewhere\n"
+    "  replay   [--policy FILE] [--profile NAME] CAPTURE.pcap --host ADDR [--host-mac MAC]\n"
+    "           [--against OLD] [--datapath] [--json]\n"
+    "                                                      what the policy does with a capture,\n"
+    "                                                      per rule and drop reason\n"
     "  learn    --iface IF [--out FILE] [--aggregate SPEC] [--since AGE]\n"
     "                                                      peers seen while learning (--learn), and\n"
     "                                                      the policy they propose\n"
@@ -91,13 +95,14 @@ int main(int argc, char** argv) {
   if (command == "explain") return run_explain(n, args.data());
   if (command == "diff") return run_diff(n, args.data());
   if (command == "learn") return run_learn(n, args.data());
+  if (command == "replay") return run_replay(n, args.data());
   if (command == "events") return xdpguard::telemetry::run_events(n, args.data());
   if (command == "metrics") return xdpguard::telemetry::run_metrics(n, args.data());
   if (command == "help") {
     fmt::print("{}", kUsage);
     return kExitOk;
   }
-  print_error(fmt::format("unknown command '{}' (try: check, attach, reload, confirm, run, detach, stats, flows, explain, diff, learn, events, metrics)",
+  print_error(fmt::format("unknown command '{}' (try: check, attach, reload, confirm, run, detach, stats, flows, explain, diff, replay, learn, events, metrics)",
                           command));
   return kExitUsage;
 }
