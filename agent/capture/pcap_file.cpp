@@ -25,15 +25,17 @@ uint32_t swap32(uint32_t v) { return __builtin_bswap32(v); }
 
 }  // namespace
 
-std::optional<std::string> read_pcap(
-    const std::string& path,
-    const std::function<void(std::span<const uint8_t> frame, uint64_t ns)>& frame) {
+std::optional<std::string> read_pcap(const std::string& path, const FrameSink& frame) {
   std::unique_ptr<std::FILE, decltype(&std::fclose)> f(std::fopen(path.c_str(), "rb"),
                                                        &std::fclose);
   if (!f) return fmt::format("{}: {}", path, std::strerror(errno));
+  return read_pcap(f.get(), path, frame);
+}
 
+std::optional<std::string> read_pcap(std::FILE* in, const std::string& path,
+                                     const FrameSink& frame) {
   uint32_t hdr[6];
-  const size_t got = std::fread(hdr, 1, sizeof hdr, f.get());
+  const size_t got = std::fread(hdr, 1, sizeof hdr, in);
   if (got < 4) return fmt::format("{}: not a pcap file (only {} bytes)", path, got);
   const uint32_t magic = hdr[0];
   if (magic == kMagicPcapng) return fmt::format("{}: a pcapng file; {}", path, kClassicHint);
@@ -58,10 +60,10 @@ std::optional<std::string> read_pcap(
 
   std::vector<uint8_t> buf;
   for (uint64_t n = 1;; ++n) {
-    const long at = std::ftell(f.get());
+    const long at = std::ftell(in);
     uint32_t rec[4];
-    const size_t r = std::fread(rec, 1, sizeof rec, f.get());
-    if (r == 0 && std::feof(f.get())) return std::nullopt;
+    const size_t r = std::fread(rec, 1, sizeof rec, in);
+    if (r == 0 && std::feof(in)) return std::nullopt;
     if (r != sizeof rec)
       return fmt::format("{}: frame {} (byte {}): truncated record header", path, n, at);
     const uint32_t sec = host(rec[0]), frac = host(rec[1]), caplen = host(rec[2]);
@@ -71,7 +73,7 @@ std::optional<std::string> read_pcap(
       return fmt::format("{}: frame {} (byte {}): corrupt timestamp fraction {}", path, n, at,
                          frac);
     buf.resize(caplen);
-    if (std::fread(buf.data(), 1, caplen, f.get()) != caplen)
+    if (std::fread(buf.data(), 1, caplen, in) != caplen)
       return fmt::format("{}: frame {} (byte {}): truncated, {} bytes announced", path, n, at,
                          caplen);
     frame(buf, uint64_t{sec} * 1'000'000'000ULL + (nano ? frac : uint64_t{frac} * 1000));

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <optional>
 #include <span>
@@ -19,8 +20,11 @@ namespace xdpguard::capture {
 // file, or nullopt when the whole file was read; frames before a corrupt or
 // truncated record have been passed. A frame cut short by the snap length is
 // passed as captured.
-std::optional<std::string> read_pcap(
-    const std::string& path,
-    const std::function<void(std::span<const uint8_t> frame, uint64_t ns)>& frame);
+using FrameSink = std::function<void(std::span<const uint8_t> frame, uint64_t ns)>;
+std::optional<std::string> read_pcap(const std::string& path, const FrameSink& frame);
+// The same from an open stream (the fuzz target reads memory); `name` goes
+// into the messages.
+std::optional<std::string> read_pcap(std::FILE* in, const std::string& name,
+                                     const FrameSink& frame);
 
 }  // namespace xdpguard::capture
