@@ -39,7 +39,7 @@ constexpr std::string_view kUsage =
     "  diff     OLD NEW [--profile NAME] [--old-profile NAME] [--new-profile NAME]\n"
     "                                                      what changes for traffic: packets newly\n"
     "                                                      admitted, refused or counted elsewhere\n"
-    "  replay   [--policy FILE] [--profile NAME] CAPTURE.pcap --host ADDR [--host-mac MAC]\n"
+    "  replay   [--policy FILE] [--profile NAME] CAPTURE.pcap (--host ADDR | --host-mac MAC)...\n"
     "           [--against OLD] [--datapath] [--json]\n"
     "                                                      what the policy does with a capture,\n"
     "                                                      per rule and drop reason\n"
