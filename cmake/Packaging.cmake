@@ -43,7 +43,9 @@ install(FILES ${PROJECT_SOURCE_DIR}/policy/ovoc-single-node.yaml
         PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
 file(GLOB doc_files CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/docs/*.md)
 set(changelog ${XDPGUARD_DEPLOY_DIR}/changelog)
+# The policy's JSON Schema beside its format, for editors (docs/policy-format.md).
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${doc_files} ${changelog}
+        ${PROJECT_SOURCE_DIR}/policy/xdpguard-policy.schema.json
         DESTINATION ${CMAKE_INSTALL_DOCDIR})
 # Man pages go compressed, as both Debian and the RHEL family ship them;
 # compressed here, both packages get the same file (the RPM CPack builds

@@ -11,6 +11,9 @@ packages=(
   # (libbpf.a, libelf.a, libz.a, libyaml-cpp.a: cmake/Dependencies.cmake)
   libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev
   libyaml-cpp-dev libcxxopts-dev libspdlog-dev libfmt-dev libgtest-dev
+  # the policy's JSON Schema checked against the parser (tests/schema), with
+  # Debian's /usr/bin/python3: a validator and a YAML 1.2 reader
+  python3-jsonschema python3-ruamel.yaml
   # lab and tests: real clients and servers
   iproute2 nftables tcpdump curl openssl socat netcat-openbsd
   snmp snmpd snmptrapd sip-tester python3-scapy xdp-tools procps util-linux

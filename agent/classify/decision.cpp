@@ -27,4 +27,19 @@ std::string to_string(const Decision& d) {
   return s;
 }
 
+void CounterSums::count(const Decision& d, size_t bytes) {
+  if (d.verdict == Verdict::Pass) {
+    rules.at(*d.rule).pass_packets++;
+    rules.at(*d.rule).pass_bytes += bytes;
+    return;
+  }
+  auto& reason = reasons.at(static_cast<size_t>(d.reason));
+  reason.packets++;
+  reason.bytes += bytes;
+  if (d.rule) {
+    rules.at(*d.rule).drop_packets++;
+    rules.at(*d.rule).drop_bytes += bytes;
+  }
+}
+
 }  // namespace xdpguard

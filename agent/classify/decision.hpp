@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "xdpguard/maps.h"
 
@@ -37,5 +38,14 @@ struct Decision {
 };
 
 std::string to_string(const Decision&);
+
+// The per-rule and per-reason counters one program holds after the decisions
+// counted here (what `xdpguard stats` shows), bytes being frame lengths.
+struct CounterSums {
+  std::vector<xdpg_rule_counters> rules = std::vector<xdpg_rule_counters>(XDPG_MAX_RULES);
+  std::vector<xdpg_reason_counters> reasons =
+      std::vector<xdpg_reason_counters>(XDPG_DROP_REASON_COUNT);
+  void count(const Decision& d, size_t bytes);
+};
 
 }  // namespace xdpguard

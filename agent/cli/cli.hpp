@@ -11,14 +11,18 @@
 #include <cxxopts.hpp>
 
 #include "daemon/apply.hpp"
+#include "kernel/pins.hpp"
 #include "policy/model.hpp"
+#include "policy/parser.hpp"
 
 namespace xdpguard::cli {
 
-// Exit codes: 0 success, 1 failure, 2 bad command line.
+// Exit codes: 0 success, 1 failure, 2 bad command line, 3 warnings only
+// (`check --warnings-as-errors`: CI can tell a warned policy from a broken one).
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitError = 1;
 inline constexpr int kExitUsage = 2;
+inline constexpr int kExitWarnings = 3;
 
 // A parsed policy with the rules of one profile. The Policy lives on the heap
 // because RuleSet points into it.
@@ -30,7 +34,8 @@ struct LoadedPolicy {
 
 // `path` "" or "default": the embedded default policy. Prints every error as
 // file:line:col: message on stderr and returns nullopt on any error.
-std::optional<LoadedPolicy> load_policy(const std::string& path, const std::string& profile);
+std::optional<LoadedPolicy> load_policy(const std::string& path, const std::string& profile,
+                                        policy::ParseOptions options = {});
 void print_warnings(const LoadedPolicy&);
 
 // One line on stderr: "xdpguard: error: <message>".
@@ -64,15 +69,23 @@ std::optional<daemon::ApplyOptions> apply_options(const cxxopts::ParseResult& r)
 std::optional<kernel::XdpMode> xdp_mode_option(const cxxopts::ParseResult& r);
 std::optional<daemon::PreparedPolicy> prepare_or_print(const daemon::ApplyOptions& req);
 
+// commands.cpp: the counter tables and JSON arrays of `stats`, also `replay`'s.
+std::string rules_json(const std::vector<kernel::RuleStats>& rules);
+std::string reasons_json(const std::vector<kernel::ReasonStats>& reasons);
+std::string rules_table(const std::vector<kernel::RuleStats>& rules);
+std::string reasons_table(const std::vector<kernel::ReasonStats>& reasons);
+
 int run_check(int argc, char** argv);
 int run_attach(int argc, char** argv);
 int run_detach(int argc, char** argv);
 int run_stats(int argc, char** argv);
 int run_flows(int argc, char** argv);
 int run_explain(int argc, char** argv);
+int run_diff(int argc, char** argv);
 int run_reload(int argc, char** argv);   // lifecycle.cpp
 int run_confirm(int argc, char** argv);
 int run_daemon(int argc, char** argv);   // `xdpguard run`
 int run_learn(int argc, char** argv);    // learn.cpp
+int run_replay(int argc, char** argv);   // replay.cpp
 
 }  // namespace xdpguard::cli

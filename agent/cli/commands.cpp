@@ -11,6 +11,8 @@
 #include <set>
 #include <variant>
 
+#include "classify/diff.hpp"
+#include "classify/lint.hpp"
 #include "classify/packet_spec.hpp"
 #include "classify/reference.hpp"
 #include "cli/cli.hpp"
@@ -200,21 +202,46 @@ std::string protocol_name(uint8_t protocol) {
   return protocol == IPPROTO_TCP ? "tcp" : protocol == IPPROTO_UDP ? "udp" : std::to_string(protocol);
 }
 
+// Where several rules admit the same packets, the one the counters show.
+std::string overlap_table(const classify::LintReport& lint, const policy::RuleSet& rules) {
+  std::vector<std::vector<std::string>> t = {{"PACKETS", "FROM", "COUNTED ON", "ALSO ADMITTED BY"}};
+  for (const auto& o : lint.overlaps) {
+    const auto& counted = *rules.rules[o.counted].rule;
+    std::string also;
+    for (size_t i : o.also) also += (also.empty() ? "" : ", ") + rules.rules[i].rule->id;
+    t.push_back({classify::describe_values(o.protocol, o.side, o.values), lint.addresses(o),
+                 fmt::format("{} (line {})", counted.id, counted.where.line), also});
+  }
+  return "Packets several rules admit are counted on the first (policy order; local ports before "
+         "remote ports):\n" +
+         format_table(t);
+}
+
 int run_check(int argc, char** argv) {
   auto o = make_options("check", "Validate a policy and print the rule table it compiles to.");
   add_policy_options(o);
+  o.add_options()("strict",
+                  "documentation keys are required: section, row, secured and purpose on "
+                  "vendor rules, purpose on host essentials")(
+      "warnings-as-errors", "exit 3 when there are warnings (and no errors)");
+  o.parse_positional({"policy"});  // `xdpguard check FILE` as well as --policy FILE
+  o.positional_help("[FILE]");
   auto parsed = parse(o, argc, argv);
   if (auto* code = std::get_if<int>(&parsed)) return *code;
   auto& r = std::get<cxxopts::ParseResult>(parsed);
 
-  auto loaded = load_policy(r["policy"].as<std::string>(), r["profile"].as<std::string>());
+  auto loaded = load_policy(r["policy"].as<std::string>(), r["profile"].as<std::string>(),
+                            {.strict = r.count("strict") > 0});
   if (!loaded) return kExitError;
-  print_warnings(*loaded);
   const auto& pol = *loaded->policy;
   const auto& rules = loaded->rules;
+  const classify::LintReport lint = classify::lint(rules);
+  for (const auto& w : lint.warnings) loaded->warnings.push_back(w);
+  print_warnings(*loaded);
   auto compiled = compile::compile(rules);
-  for (const auto& w : compile::peer_length_warnings(compiled))
-    fmt::print(stderr, "warning: {}\n", w);
+  const auto length_warnings = compile::peer_length_warnings(compiled);
+  for (const auto& w : length_warnings) fmt::print(stderr, "warning: {}\n", w);
+  const bool warned = !loaded->warnings.empty() || !length_warnings.empty();
 
   fmt::print("policy {}: {} rules in force\n\n", policy_label(pol, rules.profile), rules.rules.size());
   std::vector<std::vector<std::string>> table = {
@@ -231,6 +258,7 @@ int run_check(int argc, char** argv) {
                      rule.essential ? "host essential: " + rule.purpose : rule.row});
   }
   fmt::print("{}", format_table(table));
+  if (!lint.overlaps.empty()) fmt::print("\n{}", overlap_table(lint, rules));
 
   std::vector<std::vector<std::string>> documented, excluded;
   for (const auto& rule : pol.rules) {
@@ -260,6 +288,58 @@ int run_check(int argc, char** argv) {
              compiled.port_entries.size(), compiled.peers_v4.entries.size(),
              compiled.peers_v6.entries.size(), compiled.peers_v4.lengths.size(),
              compiled.peers_v6.lengths.size());
+  return warned && r.count("warnings-as-errors") ? kExitWarnings : kExitOk;
+}
+
+int run_diff(int argc, char** argv) {
+  auto o = make_options("diff",
+                        "What changes for traffic from policy OLD to policy NEW (no kernel "
+                        "needed): packets newly admitted or refused, and packets counted on "
+                        "another rule.");
+  o.add_options()("old", "the policy in force (`default`: the built-in one)",
+                  cxxopts::value<std::string>(), "OLD")(
+      "new", "the policy to compare it with", cxxopts::value<std::string>(), "NEW")(
+      "profile", "profile of both policies", cxxopts::value<std::string>()->default_value(""),
+      "NAME")("old-profile", "profile of OLD (default: --profile)", cxxopts::value<std::string>(),
+              "NAME")("new-profile", "profile of NEW (default: --profile)",
+                      cxxopts::value<std::string>(), "NAME");
+  o.parse_positional({"old", "new"});
+  o.positional_help("OLD NEW");
+  auto parsed = parse(o, argc, argv);
+  if (auto* code = std::get_if<int>(&parsed)) return *code;
+  auto& r = std::get<cxxopts::ParseResult>(parsed);
+  auto old_path = required(r, o, "old");
+  auto new_path = required(r, o, "new");
+  if (!old_path || !new_path) return kExitUsage;
+  auto profile = [&](const char* which) {
+    return r.count(which) ? r[which].as<std::string>() : r["profile"].as<std::string>();
+  };
+  auto before = load_policy(*old_path, profile("old-profile"));
+  auto after = load_policy(*new_path, profile("new-profile"));
+  if (!before || !after) return kExitError;
+
+  const classify::DiffReport d = classify::diff(before->rules, after->rules);
+  fmt::print("old: {}, {} rules in force\nnew: {}, {} rules in force\n\n",
+             policy_label(*before->policy, before->rules.profile), before->rules.rules.size(),
+             policy_label(*after->policy, after->rules.profile), after->rules.rules.size());
+  if (d.changes.empty()) {
+    fmt::print("no difference: the same packets are admitted, each counted on a rule of the "
+               "same id\n");
+    return kExitOk;
+  }
+  auto rule = [](const policy::Rule* rl) {
+    return rl ? fmt::format("{} (line {})", rl->id, rl->where.line) : std::string("-");
+  };
+  std::vector<std::vector<std::string>> t = {{"CHANGE", "PACKETS", "FROM", "OLD: COUNTED ON", "NEW: COUNTED ON"}};
+  for (const auto& c : d.changes)
+    t.push_back({classify::to_string(c.kind),
+                 classify::describe_values(c.protocol, c.side, c.cells.values), d.addresses(c),
+                 rule(c.before), rule(c.after)});
+  fmt::print("{}", format_table(t));
+  fmt::print("\nadmitted: refused by OLD, admitted by NEW; refused: the reverse; recounted: "
+             "admitted by both, counted on another rule; replies refused/sent: the host's answers "
+             "from that local port (receive-only).\n\"from remote port\" packets are the "
+             "replies to connections the host opens to that port.\n");
   return kExitOk;
 }
 

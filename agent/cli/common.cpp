@@ -27,11 +27,13 @@ void print_error(std::string_view message) {
   fmt::print(stderr, "xdpguard: error: {}\n", message);
 }
 
-std::optional<LoadedPolicy> load_policy(const std::string& path, const std::string& profile) {
+std::optional<LoadedPolicy> load_policy(const std::string& path, const std::string& profile,
+                                        policy::ParseOptions options) {
   bool embedded = path.empty() || path == "default";
   policy::ParseResult parsed = embedded ? policy::parse_policy_text(kDefaultPolicyYaml,
-                                                                    "<embedded default>", ".")
-                                        : policy::parse_policy_file(path);
+                                                                    "<embedded default>", ".",
+                                                                    options)
+                                        : policy::parse_policy_file(path, options);
   if (!parsed.ok()) {
     for (const auto& d : parsed.errors) fmt::print(stderr, "{}\n", d.to_string());
     if (parsed.errors.empty()) print_error("cannot read policy " + path);

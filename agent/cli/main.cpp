@@ -17,7 +17,9 @@ constexpr std::string_view kUsage =
     "usage: xdpguard <command> [options]\n"
     "\n"
     "commands:\n"
-    "  check    [--policy FILE] [--profile NAME]          validate a policy, show its rule table\n"
+    "  check    [[--policy] FILE] [--profile NAME] [--strict] [--warnings-as-errors]\n"
+    "                                                      validate and lint a policy, show its\n"
+    "                                                      rule table (exit 3: warnings only)\n"
     "  attach   --iface IF [--policy FILE] [--profile NAME] [--mode native|generic]\n"
     "                                                      load and attach the firewall\n"
     "  reload   --iface IF [--policy FILE] [--profile NAME] [--audit] [--confirm SECONDS]\n"
@@ -34,6 +36,13 @@ constexpr std::string_view kUsage =
     "  metrics  --iface IF [--textfile PATH]               Prometheus metrics, once\n"
     "  explain  [--policy FILE] [--profile NAME] --packet SPEC\n"
     "                                                      what the policy does with one packet\n"
+    "  diff     OLD NEW [--profile NAME] [--old-profile NAME] [--new-profile NAME]\n"
+    "                                                      what changes for traffic: packets newly\n"
+    "                                                      admitted, refused or counted elsewhere\n"
+    "  replay   [--policy FILE] [--profile NAME] CAPTURE.pcap (--host ADDR | --host-mac MAC)...\n"
+    "           [--against OLD] [--datapath] [--json]\n"
+    "                                                      what the policy does with a capture,\n"
+    "                                                      per rule and drop reason\n"
     "  learn    --iface IF [--out FILE] [--aggregate SPEC] [--since AGE]\n"
     "                                                      peers seen while learning (--learn), and\n"
     "                                                      the policy they propose\n"
@@ -84,14 +93,16 @@ int main(int argc, char** argv) {
   if (command == "stats") return run_stats(n, args.data());
   if (command == "flows") return run_flows(n, args.data());
   if (command == "explain") return run_explain(n, args.data());
+  if (command == "diff") return run_diff(n, args.data());
   if (command == "learn") return run_learn(n, args.data());
+  if (command == "replay") return run_replay(n, args.data());
   if (command == "events") return xdpguard::telemetry::run_events(n, args.data());
   if (command == "metrics") return xdpguard::telemetry::run_metrics(n, args.data());
   if (command == "help") {
     fmt::print("{}", kUsage);
     return kExitOk;
   }
-  print_error(fmt::format("unknown command '{}' (try: check, attach, reload, confirm, run, detach, stats, flows, explain, learn, events, metrics)",
+  print_error(fmt::format("unknown command '{}' (try: check, attach, reload, confirm, run, detach, stats, flows, explain, diff, replay, learn, events, metrics)",
                           command));
   return kExitUsage;
 }

@@ -19,6 +19,7 @@
 
 #include "classify/packet_spec.hpp"
 #include "classify/reference.hpp"
+#include "classify/replay.hpp"
 #include "kernel/fd.hpp"
 #include "policy/parser.hpp"
 
@@ -56,9 +57,6 @@ kernel::Status write_private(const std::string& path, const std::string& content
 }
 
 namespace {
-
-constexpr uint64_t kNsPerSecond = 1'000'000'000ULL;
-
 
 // "::ffff:192.0.2.7" (a v4 client on a dual-stack sshd) as 192.0.2.7.
 std::string unmap_v4(std::string addr) {
@@ -150,16 +148,14 @@ std::optional<pid_t> read_pid(const std::string& path) {
 }  // namespace
 
 kernel::DatapathOptions datapath_options(const policy::Settings& s) {
+  // The rodata the reference classifier models, from one place.
+  const classify::ReferenceOptions r = classify::reference_options(s);
   kernel::DatapathOptions o;
-  switch (s.egress) {
-    case policy::EgressMode::Off: o.egress_mode = XDPG_EGRESS_OFF; break;
-    case policy::EgressMode::Track: o.egress_mode = XDPG_EGRESS_TRACK; break;
-    case policy::EgressMode::Enforce: o.egress_mode = XDPG_EGRESS_ENFORCE; break;
-  }
-  o.tcp_established_timeout_ns = s.tcp_established_timeout * kNsPerSecond;
-  o.tcp_closing_timeout_ns = s.tcp_closing_timeout * kNsPerSecond;
-  o.udp_timeout_ns = s.udp_timeout * kNsPerSecond;
-  o.frag_timeout_ns = s.fragment_timeout * kNsPerSecond;
+  o.egress_mode = r.egress_mode;
+  o.tcp_established_timeout_ns = r.tcp_established_timeout_ns;
+  o.tcp_closing_timeout_ns = r.tcp_closing_timeout_ns;
+  o.udp_timeout_ns = r.udp_timeout_ns;
+  o.frag_timeout_ns = r.frag_timeout_ns;
   o.flow_table_size = s.flow_table_size;
   o.event_rate = s.event_rate;
   o.event_burst = s.event_burst;

@@ -498,14 +498,14 @@ std::vector<RuleStats> rule_stats(const xdpg_info& info, const std::vector<xdpg_
   return out;
 }
 
+}  // namespace
+
 std::vector<ReasonStats> reason_stats(const std::vector<xdpg_reason_counters>& counts) {
   std::vector<ReasonStats> out;
   for (int r = 1; r < XDPG_DROP_REASON_COUNT; ++r)
     out.push_back(ReasonStats{static_cast<DropReason>(r), counts[r]});
   return out;
 }
-
-}  // namespace
 
 const char* egress_mode_name(uint8_t mode) {
   switch (mode) {

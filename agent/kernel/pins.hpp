@@ -72,6 +72,9 @@ struct ReasonStats {
   xdpg_reason_counters counters{};
 };
 
+// Every drop reason but none, in enum order, with its counters.
+std::vector<ReasonStats> reason_stats(const std::vector<xdpg_reason_counters>& counts);
+
 // The settings the programs were loaded with (from the info map).
 struct DatapathSettings {
   uint8_t egress_mode = XDPG_EGRESS_OFF;

@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "policy/cidr.hpp"
+#include "policy/suggest.hpp"
 #include "xdpguard/maps.h"
 
 namespace xdpguard::policy {
@@ -143,8 +144,10 @@ struct RuleInfo {
 
 class PolicyParser {
  public:
-  PolicyParser(std::string_view text, std::string display_name, std::string base_dir)
-      : text_(text), file_(std::move(display_name)), base_dir_(std::move(base_dir)) {}
+  PolicyParser(std::string_view text, std::string display_name, std::string base_dir,
+               ParseOptions options)
+      : text_(text), file_(std::move(display_name)), base_dir_(std::move(base_dir)),
+        options_(options) {}
 
   ParseResult run();
 
@@ -193,6 +196,7 @@ class PolicyParser {
   std::string_view text_;
   std::string file_;
   std::string base_dir_;
+  ParseOptions options_;
   Policy policy_;
   std::vector<RuleInfo> info_;  // parallel to policy_.rules
   std::map<std::string, SourceLocation, std::less<>> rule_ids_;
@@ -212,7 +216,8 @@ Fields PolicyParser::fields(const YAML::Node& map, Keys allowed) {
     }
     const std::string& name = key.Scalar();
     if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
-      error(at(key), "unknown key '" + name + "' (expected one of: " + join(allowed) + ")");
+      error(at(key), "unknown key '" + name + "' (expected one of: " + join(allowed) + ")" +
+                         did_you_mean(name, allowed));
       continue;
     }
     if (auto prev = out.find(name); prev != out.end()) {
@@ -352,11 +357,12 @@ std::optional<E> PolicyParser::choice(const Field& f, std::string_view key,
   if (f.value.IsScalar())
     for (const auto& [name, value] : options)
       if (f.value.Scalar() == name) return value;
-  std::string names;
-  for (const auto& [name, value] : options) names += (names.empty() ? "" : ", ") + std::string(name);
+  std::vector<std::string_view> names;
+  for (const auto& [name, value] : options) names.push_back(name);
   error(at(f), std::string(key) + ": " +
                    (f.value.IsScalar() ? "'" + f.value.Scalar() + "'" : std::string("value")) +
-                   " is not one of " + names);
+                   " is not one of " + join(names) +
+                   (f.value.IsScalar() ? did_you_mean(f.value.Scalar(), names) : ""));
   return std::nullopt;
 }
 
@@ -494,20 +500,29 @@ void PolicyParser::parse_rule(const YAML::Node& node, bool essential) {
     }
   }
 
-  // Vendor rows must say where in the table they come from.
+  // Documentation keys: optional, since they mean nothing to the datapath;
+  // --strict holds vendor rows to saying where in the table they come from
+  // (and every rule to saying what it is for).
+  auto documented = [&](std::string_view key) -> const Field* {
+    const bool required = options_.strict && (!essential || key == "purpose");
+    const Field* f = get(fs, key);
+    if (!f && required)
+      error(r.where, what + "missing required key '" + std::string(key) +
+                         "' (--strict: " + (essential ? "every rule says what it is for"
+                                                      : "vendor rules document their table row") +
+                         ")");
+    return f;
+  };
   for (auto [key, dest] : {std::pair{"section", &r.section}, std::pair{"row", &r.row},
-                           std::pair{"purpose", &r.purpose}}) {
-    const bool required = !essential || std::string_view(key) == "purpose";
-    const Field* f = required ? require(fs, key, r.where, what) : get(fs, key);
-    if (f)
+                           std::pair{"purpose", &r.purpose}})
+    if (const Field* f = documented(key))
       if (auto s = string_value(*f, key)) *dest = *s;
-  }
   if (r.row.size() > kMaxRowLen)
     warnings_.push_back({at(get(fs, "row")->value), "row: " + std::to_string(r.row.size()) +
                                                          " bytes; statistics show the first " +
                                                          std::to_string(kMaxRowLen)});
 
-  if (const Field* f = essential ? get(fs, "secured") : require(fs, "secured", r.where, what))
+  if (const Field* f = documented("secured"))
     if (auto b = bool_value(*f, "secured")) r.secured = *b;
 
   if (const Field* f = get(fs, "enforced"))
@@ -588,7 +603,6 @@ void PolicyParser::parse_rule(const YAML::Node& node, bool essential) {
         forbid(eth_f, "for protocol " + p);
         need(peers_f, "peers", "");
         need(init_f, "initiator", "");
-        need(flow_f, "flow", "");
         if (init) {
           const std::string by = "with initiator " + std::string(to_string(*init));
           if (*init == Initiator::Remote) {
@@ -669,9 +683,12 @@ void PolicyParser::parse_profiles(const Field& f) {
           error(at(n), "exclude_rules: must be rule ids");
           continue;
         }
-        if (!rule_ids_.count(n.Scalar()))
+        if (!rule_ids_.count(n.Scalar())) {
+          std::vector<std::string_view> ids;
+          for (const auto& [id, where] : rule_ids_) ids.push_back(id);
           error(at(n), "exclude_rules: profile '" + name + "' excludes unknown rule '" +
-                           n.Scalar() + "'");
+                           n.Scalar() + "'" + did_you_mean(n.Scalar(), ids));
+        }
         else
           prof.exclude_rules.push_back(n.Scalar());
       }
@@ -763,7 +780,10 @@ void PolicyParser::check_peer_references() {
     if (r.peers.empty()) continue;
     const PeerSet* set = policy_.find_peer_set(r.peers);
     if (!set) {
-      error(info_[i].peers_at, "peers: unknown peer set '" + r.peers + "'");
+      std::vector<std::string_view> names;
+      for (const auto& p : policy_.peer_sets) names.push_back(p.name);
+      error(info_[i].peers_at,
+            "peers: unknown peer set '" + r.peers + "'" + did_you_mean(r.peers, names));
       info_[i].valid = false;
       continue;
     }
@@ -872,11 +892,11 @@ ParseResult PolicyParser::run() {
 }  // namespace
 
 ParseResult parse_policy_text(std::string_view text, const std::string& display_name,
-                              const std::string& base_dir) {
-  return PolicyParser(text, display_name, base_dir).run();
+                              const std::string& base_dir, ParseOptions options) {
+  return PolicyParser(text, display_name, base_dir, options).run();
 }
 
-ParseResult parse_policy_file(const std::string& path) {
+ParseResult parse_policy_file(const std::string& path, ParseOptions options) {
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0)
     if (auto loose = loosely_writable(st, path)) {
@@ -894,7 +914,7 @@ ParseResult parse_policy_file(const std::string& path) {
   buf << in.rdbuf();
   const auto slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
-  return parse_policy_text(buf.str(), path, dir);
+  return parse_policy_text(buf.str(), path, dir, options);
 }
 
 std::variant<RuleSet, Diagnostic> select_rules(const Policy& policy, const std::string& profile) {
@@ -902,11 +922,12 @@ std::variant<RuleSet, Diagnostic> select_rules(const Policy& policy, const std::
   if (!profile.empty()) {
     prof = policy.find_profile(profile);
     if (!prof) {
-      std::string known;
-      for (const auto& p : policy.profiles) known += (known.empty() ? "" : ", ") + p.name;
+      std::vector<std::string_view> known;
+      for (const auto& p : policy.profiles) known.push_back(p.name);
       return Diagnostic{{policy.source_file, 0, 0},
                         "unknown profile '" + profile + "'; the policy defines " +
-                            (known.empty() ? std::string("no profiles") : known)};
+                            (known.empty() ? std::string("no profiles") : join(known)) +
+                            did_you_mean(profile, known)};
     }
   }
   RuleSet set;

@@ -18,11 +18,17 @@ struct ParseResult {
   bool ok() const { return errors.empty() && policy.has_value(); }
 };
 
+struct ParseOptions {
+  // Documentation keys become required: section, row, secured and purpose on
+  // vendor rules, purpose on host essentials (`xdpguard check --strict`).
+  bool strict = false;
+};
+
 // `display_name` is used in diagnostics; peer-set files are resolved relative
 // to `base_dir`.
 ParseResult parse_policy_text(std::string_view text, const std::string& display_name,
-                              const std::string& base_dir);
-ParseResult parse_policy_file(const std::string& path);
+                              const std::string& base_dir, ParseOptions options = {});
+ParseResult parse_policy_file(const std::string& path, ParseOptions options = {});
 
 // The rules in force for `profile` ("" = all enforced rules), in policy order.
 // Errors: unknown profile, more than XDPG_MAX_RULES rules.

@@ -150,26 +150,7 @@ inline Addr host_address(int family) {
 
 // The per-rule and per-reason counters the kernel must hold after the
 // decisions counted here.
-struct ExpectedCounters {
-  std::vector<xdpg_rule_counters> rules = std::vector<xdpg_rule_counters>(XDPG_MAX_RULES);
-  std::vector<xdpg_reason_counters> reasons =
-      std::vector<xdpg_reason_counters>(XDPG_DROP_REASON_COUNT);
-
-  void count(const Decision& d, size_t bytes) {
-    if (d.verdict == Verdict::Pass) {
-      rules.at(*d.rule).pass_packets++;
-      rules.at(*d.rule).pass_bytes += bytes;
-      return;
-    }
-    auto& reason = reasons.at(static_cast<size_t>(d.reason));
-    reason.packets++;
-    reason.bytes += bytes;
-    if (d.rule) {
-      rules.at(*d.rule).drop_packets++;
-      rules.at(*d.rule).drop_bytes += bytes;
-    }
-  }
-};
+using ExpectedCounters = CounterSums;
 
 // Fatal on the first difference; callers check HasFatalFailure().
 inline void expect_counters_equal(const std::vector<xdpg_rule_counters>& got_rules,

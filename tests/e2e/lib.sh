@@ -341,6 +341,70 @@ rule_for() {
   printf '%s\n' "$id"
 }
 
+# ---- captures and `xdpguard replay` -------------------------------------------
+
+# start_capture FILE: tcpdump on the client's end of the veth, where every
+# frame shows, those XDP drops on the server's end too (they never reach a tap
+# there). Caps the server's TCP at one segment per skb: a GSO superframe is
+# one packet for the TC program but is cut into segments after it, so the
+# capture would hold several frames where the program counted one.
+# (Offloads off is not enough: TCP builds GSO skbs regardless.)
+start_capture() {
+  ip -n "$SRV_NS" link set dev "$SRV_IF" gso_max_segs 1
+  # -Z root: keep writing into this run's root-only work directory.
+  start_peer tcpdump tcpdump -i "$CLI_IF" -n -U -Z root -w "$1"
+  E2E_TCPDUMP_PID=${E2E_PIDS[-1]}
+  wait_until 5 grep -q "listening on" "$E2E_WORK/tcpdump.log" || fail "tcpdump did not start"
+}
+stop_capture() {
+  kill -INT "$E2E_TCPDUMP_PID"
+  wait "$E2E_TCPDUMP_PID" 2>/dev/null || true
+  log "capture: $(grep -o '[0-9]* packets captured' "$E2E_WORK/tcpdump.log")"
+}
+
+# expect_replay_matches BEFORE AFTER REPLAY MIN_RULES: the counters of
+# `replay --json` (REPLAY) equal what the live counters grew by from the stats
+# snapshot BEFORE to AFTER: every rule and drop reason, ingress and egress,
+# packets and bytes; at least MIN_RULES rule rows saw traffic. The rows that
+# did are logged side by side (also in $E2E_WORK/replay-vs-live.txt).
+expect_replay_matches() {
+  "$PY" - "$@" <<'EOF' >"$E2E_WORK/replay-vs-live.txt" ||
+import json, sys
+before, after, replay = (json.load(open(f)) for f in sys.argv[1:4])
+bad, rows, used = [], [], 0
+RULE = ("pass_packets", "drop_packets", "pass_bytes", "drop_bytes")
+for table, key, fields in (("rules", "id", RULE), ("egress_rules", "id", RULE),
+                           ("drop_reasons", "reason", ("packets", "bytes")),
+                           ("egress_drop_reasons", "reason", ("packets", "bytes"))):
+    b = {r[key]: r for r in before[table]}
+    rep = {r[key]: r for r in replay[table]}
+    if set(rep) != {r[key] for r in after[table]}:
+        bad.append("%s: the replay names other rows than stats" % table)
+        continue
+    for row in after[table]:
+        live = {f: row[f] - b[row[key]][f] for f in fields}
+        got = {f: rep[row[key]][f] for f in fields}
+        if live != got:
+            bad.append("%s %s: live %s, replay %s" % (table, row[key], live, got))
+        if any(live.values()) or any(got.values()):
+            rows.append("%-20s %-30s live %-40s replay %s" % (table, row[key],
+                        " ".join("%s=%d" % kv for kv in live.items()),
+                        " ".join("%s=%d" % kv for kv in got.items())))
+            used += table in ("rules", "egress_rules")
+print("\n".join(rows))
+print("frames replayed: %d (%d ingress, %d egress) in %.3f ms" % (
+    replay["frames"], replay["ingress_frames"], replay["egress_frames"],
+    replay["replay_seconds"] * 1e3))
+if bad:
+    print("MISMATCH:\n" + "\n".join(bad)); sys.exit(1)
+if used < int(sys.argv[4]):
+    print("only %d rule rows saw traffic" % used); sys.exit(1)
+EOF
+    fail "the replay differs from the live counters: $(cat "$E2E_WORK/replay-vs-live.txt")"
+  cat "$E2E_WORK/replay-vs-live.txt" >&2
+  log "ok: every rule and drop reason, both directions, equals the live counters"
+}
+
 # ---- crafted packets --------------------------------------------------------
 
 # send_frames COUNT PROTO SRC DST SPORT DPORT [TCPFLAGS]: COUNT crafted frames

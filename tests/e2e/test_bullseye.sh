@@ -7,6 +7,8 @@
 #   not even start there;
 # - the binary has no program interpreter and no shared libraries;
 # - in the root: --help, `check` (embedded and packaged policy), `explain`;
+# - `replay` in the root of a tcpdump capture of the real connections below
+#   equals the live counters rule by rule, and --datapath agrees;
 # - `attach` from the root natively on the server veth, with real clients:
 #   HTTPS 443 passes over IPv4 and IPv6, TCP 8080 and UDP 9999 are blocked,
 #   and the counters read from the root (`stats`) say so; `detach` from the
@@ -110,16 +112,28 @@ mode=$(xdp_mode)
 [[ $mode == 1 ]] || fail "expected a native XDP program on $SRV_IF, mode=$mode"
 
 phase "real connections"
+wait_quiet
+start_capture "$E2E_WORK/bullseye.pcap"
 stats_snapshot "$E2E_WORK/s0.json"
 expect_ok "HTTPS 443 over IPv4" https_get "$SRV_IP4"
 expect_ok "HTTPS 443 over IPv6" https_get "[$SRV_IP6]"
 expect_fail "HTTP 8080 over IPv4" http_get "$SRV_IP4" 8080
 expect_fail "TCP 8080 over IPv6" tcp_banner "$SRV_IP6" 8080 open-8080
 expect_fail "UDP 9999 over IPv4" udp_delivered "$SRV_IP4" bullseye-v4
+wait_quiet
 stats_snapshot "$E2E_WORK/s1.json"
+stop_capture
 expect_deltas "$E2E_WORK/s0.json" "$E2E_WORK/s1.json" \
   "rule:$rule_https:pass_packets ge 6" "rule:$rule_https:drop_packets eq 0" \
   "reason:no_rule:packets ge 3"
+
+phase "replay from the root"
+xg replay --host-mac "$SRV_MAC" --json "$E2E_WORK/bullseye.pcap" >"$E2E_WORK/replay.json" ||
+  fail "replay failed in the root"
+expect_replay_matches "$E2E_WORK/s0.json" "$E2E_WORK/s1.json" "$E2E_WORK/replay.json" 2
+xg replay --host-mac "$SRV_MAC" --datapath "$E2E_WORK/bullseye.pcap" >"$E2E_WORK/datapath.txt" 2>&1 ||
+  fail "replay --datapath in the root: $(tail -5 "$E2E_WORK/datapath.txt")"
+log "ok: $(grep '^datapath' "$E2E_WORK/datapath.txt")"
 
 phase "the daemon from the root"
 # It adopts what attach left, serves metrics on the namespace's loopback

@@ -23,18 +23,19 @@ if [[ ! -f $build/CMakeCache.txt ]]; then
   cmake -S "$src" -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXDPGUARD_FUZZ=ON >/dev/null
 fi
-cmake --build "$build" --target fuzz_policy fuzz_reference -j"$(nproc)" >/dev/null
+cmake --build "$build" --target fuzz_policy fuzz_reference fuzz_replay -j"$(nproc)" >/dev/null
 echo "fuzz build ready in $(( $(date +%s) - start )) s: $build"
 
 work=$(mktemp -d /tmp/xdpguard-fuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 artifacts=$build/artifacts
 rm -rf "$artifacts"  # only this run's findings
-mkdir -p "$artifacts" "$work/policy" "$work/reference"
+mkdir -p "$artifacts" "$work/policy" "$work/reference" "$work/replay"
 
 # Seeds are copied: libFuzzer adds what it finds to the corpus directory.
 cp "$src"/tests/fuzz/corpus/policy/* "$src"/policy/*.yaml "$src"/tests/data/policies/* "$work/policy/"
 python3 "$src/tests/fuzz/make_frames.py" "$work/reference"
+python3 "$src/tests/fuzz/make_pcaps.py" "$work/reference" "$work/replay"
 
 run_one() {  # name extra-flags...
   local name=$1; shift
@@ -45,7 +46,8 @@ run_one() {  # name extra-flags...
 
 declare -A pid status
 for spec in "fuzz_policy policy -dict=$src/tests/fuzz/policy.dict -max_len=32768" \
-            "fuzz_reference reference -max_len=4096"; do
+            "fuzz_reference reference -max_len=4096" \
+            "fuzz_replay replay -max_len=8192"; do
   read -r -a args <<<"$spec"
   if ((jobs > 1)); then
     run_one "${args[@]}" &
@@ -57,7 +59,7 @@ for spec in "fuzz_policy policy -dict=$src/tests/fuzz/policy.dict -max_len=32768
 done
 
 failed=0
-for name in fuzz_policy fuzz_reference; do
+for name in fuzz_policy fuzz_reference fuzz_replay; do
   rc=${status[$name]:-0}
   [[ -z ${pid[$name]:-} ]] || wait "${pid[$name]}" || rc=$?
   log=$work/$name.log

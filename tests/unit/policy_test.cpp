@@ -9,6 +9,7 @@
 
 #include "policy/cidr.hpp"
 #include "policy/parser.hpp"
+#include "policy/suggest.hpp"
 
 namespace xdpguard {
 extern const std::string_view kDefaultPolicyYaml;
@@ -82,6 +83,12 @@ TEST_F(DefaultPolicy, ParsesWithoutErrorsOrWarnings) {
   EXPECT_TRUE(result_.warnings.empty()) << all(result_.warnings);
   EXPECT_EQ(policy_->name, "ovoc-single-node");
   EXPECT_EQ(policy_->source_file, kDefaultPath);
+}
+
+// The shipped policy documents every rule: it passes --strict.
+TEST_F(DefaultPolicy, ParsesStrictly) {
+  auto strict = parse_policy_file(kDefaultPath, {.strict = true});
+  EXPECT_TRUE(strict.ok()) << all(strict.errors);
 }
 
 TEST_F(DefaultPolicy, EmbeddedCopyIsTheFileAndParses) {
@@ -388,8 +395,9 @@ TEST(PolicyValidation, DuplicateKey) {
   EXPECT_TRUE(has_error(r, "t.yaml:21:5", "duplicate key 'peers' (first at line 16)"));
 }
 
-TEST(PolicyValidation, MissingRequiredKeys) {
-  auto r = parse(R"(version: 1
+// A rule with only what the datapath needs: no section, row, secured,
+// purpose or flow. Lines 7-11.
+const std::string kBareRule = R"(version: 1
 name: t
 peer_sets:
   a:
@@ -398,25 +406,61 @@ rules:
   - id: r1
     protocol: tcp
     local_port: 443
+    peers: a
     initiator: remote
-    flow: bidirectional
-    purpose: p
-)");
-  EXPECT_TRUE(has_error(r, "t.yaml:7:5", "rule 'r1': missing required key 'section'"));
-  EXPECT_TRUE(has_error(r, "t.yaml:7:5", "rule 'r1': missing required key 'row'"));
-  EXPECT_TRUE(has_error(r, "t.yaml:7:5", "rule 'r1': missing required key 'secured'"));
+)";
+
+TEST(PolicyValidation, MissingRequiredKeys) {
+  std::string text = kBareRule;
+  text.replace(text.find("    peers: a\n"), 13, "");
+  auto r = parse(text);
   EXPECT_TRUE(has_error(r, "t.yaml:7:5", "rule 'r1': missing required key 'peers'"));
+  EXPECT_EQ(r.errors.size(), 1u) << all(r.errors);
+  text = kBareRule;
+  text.replace(text.find("    initiator: remote\n"), 22, "");
+  EXPECT_TRUE(has_error(parse(text), "t.yaml:7:5", "rule 'r1': missing required key 'initiator'"));
+  text = kBareRule;
+  text.replace(text.find("    protocol: tcp\n"), 18, "");
+  EXPECT_TRUE(has_error(parse(text), "t.yaml:7:5", "rule 'r1': missing required key 'protocol'"));
   EXPECT_TRUE(has_error(parse("version: 1\nname: t\n"), "t.yaml:1:1", "missing required key 'rules'"));
 }
 
+TEST(PolicyValidation, DocumentationKeysAreOptionalAndFlowDefaultsToBidirectional) {
+  auto r = parse(kBareRule);
+  ASSERT_TRUE(r.ok()) << all(r.errors);
+  const Rule& rule = r.policy->rules[0];
+  EXPECT_EQ(rule.flow, Flow::Bidirectional);
+  EXPECT_FALSE(rule.secured);
+  EXPECT_EQ(rule.section, "");
+  EXPECT_EQ(rule.purpose, "");
+}
+
+TEST(PolicyValidation, StrictRequiresDocumentationKeys) {
+  const std::string essential =
+      "host_essentials:\n  - id: ping\n    protocol: icmp\n    icmp_types: [8]\n    peers: a\n";
+  auto r = parse_policy_text(kBareRule + essential, "t.yaml", "", {.strict = true});
+  for (const char* key : {"section", "row", "secured", "purpose"})
+    EXPECT_TRUE(has_error(r, "t.yaml:7:5",
+                          std::string("rule 'r1': missing required key '") + key +
+                              "' (--strict: vendor rules document their table row)"))
+        << key;
+  // Host essentials need only say what they are for.
+  EXPECT_TRUE(has_error(r, "t.yaml:13:5",
+                        "rule 'ping': missing required key 'purpose' (--strict: every rule says "
+                        "what it is for)"));
+  EXPECT_EQ(r.errors.size(), 5u) << all(r.errors);
+  // flow is not documentation: it keeps its default under --strict too.
+  EXPECT_TRUE(parse_policy_text(kHeader + kRule, "t.yaml", "", {.strict = true}).ok());
+}
+
 TEST(PolicyValidation, HostEssentialsNeedNoSectionRowOrSecured) {
-  auto r = parse(kHeader + kRule + R"(host_essentials:
+  auto r = parse_policy_text(kHeader + kRule + R"(host_essentials:
   - id: ping
     protocol: icmp
     icmp_types: [8]
     peers: c
     purpose: p
-)");
+)", "t.yaml", "", {.strict = true});
   ASSERT_TRUE(r.ok()) << all(r.errors);
   EXPECT_TRUE(r.policy->rules[1].essential);
   EXPECT_FALSE(r.policy->rules[1].secured);
@@ -441,6 +485,71 @@ TEST(PolicyValidation, WrongTypes) {
   text = kHeader + kRule;
   text.replace(text.find("peers: a"), 8, "peers:");
   EXPECT_TRUE(has_error(parse(text), "t.yaml:16:5", "peers: must be a string"));
+}
+
+TEST(PolicySuggestions, EditDistance) {
+  EXPECT_EQ(edit_distance("tcp", "tcp"), 0u);
+  EXPECT_EQ(edit_distance("TCP", "tcp"), 0u);
+  EXPECT_EQ(edit_distance("tpc", "tcp"), 1u);  // a swap is one edit
+  EXPECT_EQ(edit_distance("device", "devices"), 1u);
+  EXPECT_EQ(edit_distance("kitten", "sitting"), 3u);
+  EXPECT_EQ(edit_distance("", "abc"), 3u);
+}
+
+TEST(PolicySuggestions, DidYouMean) {
+  const std::vector<std::string_view> sets = {"devices", "admins", "dns-resolvers"};
+  EXPECT_EQ(did_you_mean("device", sets), "; did you mean 'devices'?");
+  EXPECT_EQ(did_you_mean("servers", sets), "");  // nothing close: no guess
+  const std::vector<std::string_view> ties = {"udp", "tcp", "icmp"};
+  EXPECT_EQ(did_you_mean("xcp", ties), "; did you mean 'tcp'?");
+  EXPECT_EQ(did_you_mean("icp", ties), "; did you mean 'tcp' or 'icmp'?");
+}
+
+// Each kind of unknown name, misspelt by one or two letters.
+TEST(PolicySuggestions, UnknownNamesGetTheClosestKnownOne) {
+  auto r = parse("version: 1\nname: t\npeer_sets:\n  a:\n    cidr: [10.0.0.0/8]\nrules: []\n");
+  EXPECT_TRUE(has_error(r, "t.yaml:5:5", "unknown key 'cidr' (expected one of: description, cidrs, "
+                                         "file); did you mean 'cidrs'?"));
+
+  std::string text = kHeader + kRule;
+  text.replace(text.find("protocol: tcp"), 13, "protocol: tcpp");
+  EXPECT_TRUE(has_error(parse(text), "t.yaml:14:15",
+                        "protocol: 'tcpp' is not one of tcp, udp, icmp, icmpv6, ethertype; did you "
+                        "mean 'tcp'?"));
+
+  text = kHeader + kRule;
+  text.replace(text.find("initiator: remote"), 17, "initiator: remot");
+  EXPECT_TRUE(has_error(parse(text), "t.yaml:17:16", "did you mean 'remote'?"));
+
+  text = kHeader + kRule;
+  text.replace(text.find("peers: a"), 8, "peers: bb");
+  EXPECT_TRUE(has_error(parse(text), "t.yaml:16:12", "peers: unknown peer set 'bb'; did you mean 'b'?"));
+
+  r = parse(kHeader + kRule + "profiles:\n  p:\n    exclude_rules: [r2]\n");
+  EXPECT_TRUE(has_error(r, "t.yaml:23:21", "excludes unknown rule 'r2'; did you mean 'r1'?"));
+
+  r = parse(kHeader + kRule + "    colour: red\n");
+  ASSERT_TRUE(has_error(r, "t.yaml:21:5", "unknown key 'colour'"));
+  EXPECT_EQ(all(r.errors).find("did you mean"), std::string::npos) << all(r.errors);
+
+  r = parse(kHeader + kRule + "profiles:\n  secured-only:\n    secured_only: true\n");
+  ASSERT_TRUE(r.ok()) << all(r.errors);
+  auto s = select_rules(*r.policy, "secure-only");
+  ASSERT_TRUE(std::holds_alternative<Diagnostic>(s));
+  EXPECT_EQ(std::get<Diagnostic>(s).message,
+            "unknown profile 'secure-only'; the policy defines secured-only; did you mean "
+            "'secured-only'?");
+}
+
+// Issue 13's new operator: three rules with only datapath keys, two typos.
+TEST(PolicySuggestions, NewOperatorPolicy) {
+  auto r = parse_policy_file(kDataDir + "/new-operator-typos.yaml");
+  const std::string file = kDataDir + "/new-operator-typos.yaml";
+  EXPECT_TRUE(has_error(r, file + ":15:12", "peers: unknown peer set 'device'; did you mean 'devices'?"));
+  EXPECT_TRUE(has_error(r, file + ":19:15", "did you mean 'tcp'?"));
+  EXPECT_EQ(r.errors.size(), 2u) << all(r.errors);
+  auto fixed = parse_policy_file(kDataDir + "/new-operator.yaml");
+  EXPECT_TRUE(fixed.ok()) << all(fixed.errors);
 }
 
 TEST(PolicyValidation, BadCidrs) {
