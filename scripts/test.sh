@@ -48,11 +48,13 @@ fi
 
 # The unit and BPF tests again under AddressSanitizer and UBSan, in a build
 # directory of their own (XDPGUARD_SANITIZE=ON); the differential tests run a
-# tenth of their packets there. SANITIZE=0 leaves this out.
+# tenth of their packets there. The unit label includes the command-line tests
+# (tests/cli, the schema), so the sanitized xdpguard is built too: check, diff
+# and replay run under the sanitizers as well. SANITIZE=0 leaves this out.
 if [[ ${SANITIZE:-1} != 0 ]]; then
   asan_dir=${ASAN_BUILD_DIR:-build-asan}
   cmake -S . -B "$asan_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXDPGUARD_SANITIZE=ON
-  cmake --build "$asan_dir" -j"$(nproc)" --target xdpguard_unit_tests xdpguard_bpf_tests
+  cmake --build "$asan_dir" -j"$(nproc)" --target xdpguard_unit_tests xdpguard_bpf_tests xdpguard
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     XDPGUARD_DIFF_PACKETS=100000 XDPGUARD_FLOW_DIFF_PACKETS=80000 \
     ctest --test-dir "$asan_dir" -L '^(unit|bpf)$' --output-on-failure || rc=1
