@@ -51,8 +51,17 @@ cxxopts::Options make_options(const std::string& command, const std::string& wha
 void add_policy_options(cxxopts::Options& o);
 // Parsed options, or the exit code when the command should stop (help, error).
 std::variant<cxxopts::ParseResult, int> parse(cxxopts::Options& o, int argc, char** argv);
-std::optional<std::string> required(const cxxopts::ParseResult& r, const cxxopts::Options& o,
-                                    const char* name);
+// "--NAME is required (xdpguard COMMAND --help)" on stderr.
+void print_missing(const cxxopts::Options& o, const char* name);
+// The value of a required option (T: std::vector<std::string> for a
+// repeatable one), or nullopt with the error printed.
+template <typename T = std::string>
+std::optional<T> required(const cxxopts::ParseResult& r, const cxxopts::Options& o,
+                          const char* name) {
+  if (r.count(name)) return r[name].as<T>();
+  print_missing(o, name);
+  return std::nullopt;
+}
 // A command whose only option is --iface (plus --verbose/--help): the
 // interface, or the exit code when the command should stop.
 std::variant<std::string, int> parse_iface_only(const std::string& command,

@@ -59,11 +59,8 @@ std::variant<cxxopts::ParseResult, int> parse(cxxopts::Options& o, int argc, cha
   }
 }
 
-std::optional<std::string> required(const cxxopts::ParseResult& r, const cxxopts::Options& o,
-                                    const char* name) {
-  if (r.count(name)) return r[name].as<std::string>();
+void print_missing(const cxxopts::Options& o, const char* name) {
   print_error(fmt::format("--{} is required ({} --help)", name, o.program()));
-  return std::nullopt;
 }
 
 std::variant<std::string, int> parse_iface_only(const std::string& command,

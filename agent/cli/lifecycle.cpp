@@ -158,16 +158,14 @@ int run_daemon(int argc, char** argv) {
   auto parsed = parse(o, argc, argv);
   if (auto* code = std::get_if<int>(&parsed)) return *code;
   auto& r = std::get<cxxopts::ParseResult>(parsed);
-  if (!r.count("iface")) {
-    print_error("--iface is required (xdpguard run --help)");
-    return kExitUsage;
-  }
+  auto ifaces = required<std::vector<std::string>>(r, o, "iface");
+  if (!ifaces) return kExitUsage;
   auto mode = xdp_mode_option(r);
   if (!mode) return kExitUsage;
   auto req = apply_options(r);
   if (!req) return kExitUsage;
   daemon::AgentConfig config;
-  config.ifaces = r["iface"].as<std::vector<std::string>>();
+  config.ifaces = *ifaces;
   config.apply = *req;
   config.mode = *mode;
   // A daemon's log lines carry time and level (journald adds its own stamp,

@@ -68,10 +68,8 @@ int run_events(int argc, char** argv) {
   auto parsed = parse(o, argc, argv);
   if (auto* code = std::get_if<int>(&parsed)) return *code;
   auto& r = std::get<cxxopts::ParseResult>(parsed);
-  if (!r.count("iface")) {
-    print_error("--iface is required (xdpguard events --help)");
-    return kExitUsage;
-  }
+  auto ifaces = required<std::vector<std::string>>(r, o, "iface");
+  if (!ifaces) return kExitUsage;
   bool json = r.count("json") > 0;
   uint64_t count = r["count"].as<uint64_t>(), seen = 0;
   double timeout = r["timeout"].as<double>();
@@ -81,8 +79,7 @@ int run_events(int argc, char** argv) {
     fmt::print("{}\n", json ? telemetry::json_text(telemetry::event_json(ev))
                             : telemetry::event_text(ev));
   };
-  auto reader =
-      telemetry::EventReader::open(r["iface"].as<std::vector<std::string>>(), print_event);
+  auto reader = telemetry::EventReader::open(*ifaces, print_event);
   if (!reader) {
     print_error(reader.error().message);
     return kExitError;
@@ -119,11 +116,9 @@ int run_metrics(int argc, char** argv) {
   auto parsed = parse(o, argc, argv);
   if (auto* code = std::get_if<int>(&parsed)) return *code;
   auto& r = std::get<cxxopts::ParseResult>(parsed);
-  if (!r.count("iface")) {
-    print_error("--iface is required (xdpguard metrics --help)");
-    return kExitUsage;
-  }
-  std::string text = telemetry::collect_metrics(r["iface"].as<std::vector<std::string>>(), nullptr);
+  auto ifaces = required<std::vector<std::string>>(r, o, "iface");
+  if (!ifaces) return kExitUsage;
+  std::string text = telemetry::collect_metrics(*ifaces, nullptr);
   if (!r.count("textfile")) {
     fmt::print("{}", text);
     return kExitOk;
