@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include <algorithm>
@@ -415,7 +414,8 @@ int run_flows(int argc, char** argv) {
     std::string tcp = "-";
     if (f.key.protocol == IPPROTO_TCP) {
       tcp.clear();
-      for (const auto& n : telemetry::tcp_state_names(f.key, f.value)) tcp += (tcp.empty() ? "" : ",") + n;
+      for (const auto& n : telemetry::tcp_state_names(f.key, f.value))
+        tcp += (tcp.empty() ? "" : ",") + n;
       if (tcp.empty()) tcp = "open";
     }
     t.push_back({telemetry::protocol_name(f.key.protocol),
