@@ -2,6 +2,7 @@
 #   xdpguard_dep_bpf   libbpf, with libelf and zlib under it
 #   xdpguard_dep_yaml  yaml-cpp
 #   xdpguard_dep_log   spdlog on fmt
+#   xdpguard_dep_json  nlohmann-json (header-only, static or not)
 #
 # XDPGUARD_STATIC (default ON; OFF under XDPGUARD_SANITIZE or XDPGUARD_FUZZ)
 # links the `xdpguard` executable with -static, so that the one file runs on
@@ -32,10 +33,13 @@ find_package(yaml-cpp REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(fmt REQUIRED)
 find_package(Threads REQUIRED)
+find_package(nlohmann_json 3.10 REQUIRED)
 
 add_library(xdpguard_dep_bpf INTERFACE)
 add_library(xdpguard_dep_yaml INTERFACE)
 add_library(xdpguard_dep_log INTERFACE)
+add_library(xdpguard_dep_json INTERFACE)
+target_link_libraries(xdpguard_dep_json INTERFACE nlohmann_json::nlohmann_json)
 
 # static_archive(VAR NAME): the full path of libNAME.a, or a configure error.
 function(static_archive var name)

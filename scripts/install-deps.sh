@@ -10,7 +10,7 @@ packages=(
   # the -dev packages also ship the static archives the agent is linked from
   # (libbpf.a, libelf.a, libz.a, libyaml-cpp.a: cmake/Dependencies.cmake)
   libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev
-  libyaml-cpp-dev libcxxopts-dev libspdlog-dev libfmt-dev libgtest-dev
+  libyaml-cpp-dev libcxxopts-dev libspdlog-dev libfmt-dev libgtest-dev nlohmann-json3-dev
   # the policy's JSON Schema checked against the parser (tests/schema), with
   # Debian's /usr/bin/python3: a validator and a YAML 1.2 reader
   python3-jsonschema python3-ruamel.yaml

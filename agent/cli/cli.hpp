@@ -45,16 +45,23 @@ void print_error(std::string_view message);
 std::string format_table(const std::vector<std::vector<std::string>>& rows);
 // `s` cut to at most `width` characters (UTF-8 aware), "..." marking the cut.
 std::string truncate(const std::string& s, size_t width);
-// A JSON string literal, quotes included.
-std::string json_string(std::string_view s);
 
 // Option plumbing shared by the subcommands (commands.cpp).
 cxxopts::Options make_options(const std::string& command, const std::string& what);
 void add_policy_options(cxxopts::Options& o);
 // Parsed options, or the exit code when the command should stop (help, error).
 std::variant<cxxopts::ParseResult, int> parse(cxxopts::Options& o, int argc, char** argv);
-std::optional<std::string> required(const cxxopts::ParseResult& r, const cxxopts::Options& o,
-                                    const char* name);
+// "--NAME is required (xdpguard COMMAND --help)" on stderr.
+void print_missing(const cxxopts::Options& o, const char* name);
+// The value of a required option (T: std::vector<std::string> for a
+// repeatable one), or nullopt with the error printed.
+template <typename T = std::string>
+std::optional<T> required(const cxxopts::ParseResult& r, const cxxopts::Options& o,
+                          const char* name) {
+  if (r.count(name)) return r[name].as<T>();
+  print_missing(o, name);
+  return std::nullopt;
+}
 // A command whose only option is --iface (plus --verbose/--help): the
 // interface, or the exit code when the command should stop.
 std::variant<std::string, int> parse_iface_only(const std::string& command,
@@ -69,9 +76,7 @@ std::optional<daemon::ApplyOptions> apply_options(const cxxopts::ParseResult& r)
 std::optional<kernel::XdpMode> xdp_mode_option(const cxxopts::ParseResult& r);
 std::optional<daemon::PreparedPolicy> prepare_or_print(const daemon::ApplyOptions& req);
 
-// commands.cpp: the counter tables and JSON arrays of `stats`, also `replay`'s.
-std::string rules_json(const std::vector<kernel::RuleStats>& rules);
-std::string reasons_json(const std::vector<kernel::ReasonStats>& reasons);
+// commands.cpp: the counter tables of `stats`, also `replay`'s.
 std::string rules_table(const std::vector<kernel::RuleStats>& rules);
 std::string reasons_table(const std::vector<kernel::ReasonStats>& reasons);
 
@@ -87,5 +92,18 @@ int run_confirm(int argc, char** argv);
 int run_daemon(int argc, char** argv);   // `xdpguard run`
 int run_learn(int argc, char** argv);    // learn.cpp
 int run_replay(int argc, char** argv);   // replay.cpp
+
+// telemetry.cpp:
+//   xdpguard events  --iface IF [--iface IF2] [--json] [--count N] [--timeout S]
+//   xdpguard metrics --iface IF [--textfile PATH]
+int run_events(int argc, char** argv);
+int run_metrics(int argc, char** argv);
+// `stats --drops`: the top `limit` dropped destination ports and peers, both
+// directions.
+int print_drops(const std::string& iface, bool json, size_t limit);
+// `stats --watch`: a per-rule table with rates, redrawn in place every
+// `interval_s` seconds (plain successive tables when stdout is not a
+// terminal); `count` 0: until interrupted.
+int watch_stats(const std::string& iface, double interval_s, unsigned count);
 
 }  // namespace xdpguard::cli

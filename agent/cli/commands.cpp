@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include <algorithm>
@@ -21,7 +20,8 @@
 #include "kernel/datapath.hpp"
 #include "kernel/pins.hpp"
 #include "kernel/probe.hpp"
-#include "telemetry/commands.hpp"
+#include "telemetry/drops.hpp"
+#include "telemetry/json.hpp"
 
 namespace xdpguard::cli {
 
@@ -58,11 +58,8 @@ std::variant<cxxopts::ParseResult, int> parse(cxxopts::Options& o, int argc, cha
   }
 }
 
-std::optional<std::string> required(const cxxopts::ParseResult& r, const cxxopts::Options& o,
-                                    const char* name) {
-  if (r.count(name)) return r[name].as<std::string>();
+void print_missing(const cxxopts::Options& o, const char* name) {
   print_error(fmt::format("--{} is required ({} --help)", name, o.program()));
-  return std::nullopt;
 }
 
 std::variant<std::string, int> parse_iface_only(const std::string& command,
@@ -126,40 +123,6 @@ std::string settings_text(const kernel::DatapathSettings& s) {
          "; clock " + kernel::clock_name(s.clock);
 }
 
-std::string settings_json(const kernel::DatapathSettings& s) {
-  return fmt::format(
-      "{{\"egress\":{},\"timeouts\":{{\"tcp_established\":{},\"tcp_closing\":{},\"udp\":{},"
-      "\"fragments\":{}}},\"clock\":{}}}",
-      json_string(kernel::egress_mode_name(s.egress_mode)),
-      s.tcp_established_timeout_ns / kNsPerSecond, s.tcp_closing_timeout_ns / kNsPerSecond,
-      s.udp_timeout_ns / kNsPerSecond, s.frag_timeout_ns / kNsPerSecond,
-      json_string(kernel::clock_name(s.clock)));
-}
-
-std::string rules_json(const std::vector<kernel::RuleStats>& rules) {
-  std::string out = "[";
-  for (size_t i = 0; i < rules.size(); ++i) {
-    const auto& rs = rules[i];
-    out += fmt::format(
-        "{}{{\"index\":{},\"id\":{},\"row\":{},\"pass_packets\":{},\"pass_bytes\":{},"
-        "\"drop_packets\":{},\"drop_bytes\":{}}}",
-        i ? "," : "", rs.index, json_string(rs.id), json_string(rs.row), rs.counters.pass_packets,
-        rs.counters.pass_bytes, rs.counters.drop_packets, rs.counters.drop_bytes);
-  }
-  return out + "]";
-}
-
-std::string reasons_json(const std::vector<kernel::ReasonStats>& reasons) {
-  std::string out = "[";
-  for (size_t i = 0; i < reasons.size(); ++i) {
-    const auto& rs = reasons[i];
-    out += fmt::format("{}{{\"reason\":{},\"packets\":{},\"bytes\":{}}}", i ? "," : "",
-                       json_string(drop_reason_name(rs.reason)), rs.counters.packets,
-                       rs.counters.bytes);
-  }
-  return out + "]";
-}
-
 std::string rules_table(const std::vector<kernel::RuleStats>& rules) {
   std::vector<std::vector<std::string>> t = {
       {"#", "ID", "PASS PKTS", "PASS BYTES", "DROP PKTS", "DROP BYTES", "ROW"}};
@@ -176,30 +139,6 @@ std::string reasons_table(const std::vector<kernel::ReasonStats>& reasons) {
     t.push_back({drop_reason_name(rs.reason), std::to_string(rs.counters.packets),
                  std::to_string(rs.counters.bytes)});
   return format_table(t);
-}
-
-std::string address(uint8_t family, const uint8_t* addr) {
-  char buf[INET6_ADDRSTRLEN] = "?";
-  inet_ntop(family == 6 ? AF_INET6 : AF_INET, addr, buf, sizeof(buf));
-  return buf;
-}
-
-std::string endpoint(uint8_t family, const uint8_t* addr, uint16_t port) {
-  return family == 6 ? fmt::format("[{}]:{}", address(family, addr), port)
-                     : fmt::format("{}:{}", address(family, addr), port);
-}
-
-std::vector<std::string> tcp_state_names(const xdpg_flow_key& k, const xdpg_flow_value& v) {
-  std::vector<std::string> out;
-  if (k.protocol != IPPROTO_TCP) return out;
-  if (v.tcp_state & XDPG_FLOW_FIN_LOCAL) out.emplace_back("fin_local");
-  if (v.tcp_state & XDPG_FLOW_FIN_REMOTE) out.emplace_back("fin_remote");
-  if (v.tcp_state & XDPG_FLOW_RST) out.emplace_back("rst");
-  return out;
-}
-
-std::string protocol_name(uint8_t protocol) {
-  return protocol == IPPROTO_TCP ? "tcp" : protocol == IPPROTO_UDP ? "udp" : std::to_string(protocol);
 }
 
 // Where several rules admit the same packets, the one the counters show.
@@ -401,14 +340,14 @@ int run_stats(int argc, char** argv) {
   auto& r = std::get<cxxopts::ParseResult>(parsed);
   auto iface = required(r, o, "iface");
   if (!iface) return kExitUsage;
-  if (r.count("drops")) return telemetry::print_drops(*iface, r.count("json") > 0, r["top"].as<size_t>());
+  if (r.count("drops")) return print_drops(*iface, r.count("json") > 0, r["top"].as<size_t>());
   if (r.count("watch")) {
     double interval = r["interval"].as<double>();
     if (!(interval >= 0.1)) {
       print_error("--interval must be at least 0.1 seconds");
       return kExitUsage;
     }
-    return telemetry::watch_stats(*iface, interval, r["count"].as<unsigned>());
+    return watch_stats(*iface, interval, r["count"].as<unsigned>());
   }
   auto stats = kernel::read_stats(*iface);
   if (!stats) {
@@ -420,28 +359,7 @@ int run_stats(int argc, char** argv) {
   const auto& ft = s.flow_table;
 
   if (r.count("json")) {
-    std::string out = "{";
-    out += fmt::format("\"interface\":{},\"pin_dir\":{},\"attached\":{},\"mode\":{},"
-                       "\"egress_attached\":{},",
-                       json_string(s.iface), json_string(s.pin_dir),
-                       s.attached_mode ? "true" : "false",
-                       s.attached_mode ? json_string(mode) : "null",
-                       s.egress_attached ? "true" : "false");
-    // policy.mode "audit": every drop below was counted and passed (would-drop).
-    out += fmt::format(
-        "\"policy\":{{\"name\":{},\"profile\":{},\"hash\":\"{:016x}\",\"mode\":{}}},",
-        json_string(s.policy_name), json_string(s.profile), s.policy_hash,
-        json_string(s.audit ? "audit" : "enforce"));
-    out += "\"settings\":" + settings_json(s.settings) + ",";
-    out += "\"rules\":" + rules_json(s.rules) + ",";
-    out += "\"drop_reasons\":" + reasons_json(s.reasons) + ",";
-    out += "\"egress_rules\":" + rules_json(s.egress_rules) + ",";
-    out += "\"egress_drop_reasons\":" + reasons_json(s.egress_reasons) + ",";
-    out += fmt::format(
-        "\"flow_table\":{{\"entries\":{},\"capacity\":{},\"inserts\":{},\"evictions\":{}}}",
-        ft.entries, ft.capacity, ft.inserts, ft.evictions);
-    out += "}\n";
-    fmt::print("{}", out);
+    fmt::print("{}\n", telemetry::json_text(telemetry::stats_json(s)));
     return kExitOk;
   }
 
@@ -473,35 +391,14 @@ int run_flows(int argc, char** argv) {
     print_error(table.error().message);
     return kExitError;
   }
-  auto flows = std::move(table->flows);
+  auto& flows = table->flows;
   // Most recently active first.
   std::stable_sort(flows.begin(), flows.end(),
                    [](const auto& a, const auto& b) { return a.idle_ns < b.idle_ns; });
   auto seconds = [](uint64_t ns) { return ns / kNsPerSecond; };
 
   if (r.count("json")) {
-    std::string out = fmt::format("{{\"interface\":{},\"settings\":{},\"capacity\":{},\"flows\":[",
-                                  json_string(*iface), settings_json(table->settings),
-                                  table->capacity);
-    for (size_t i = 0; i < flows.size(); ++i) {
-      const auto& f = flows[i];
-      std::string states;
-      for (const auto& n : tcp_state_names(f.key, f.value))
-        states += (states.empty() ? "" : ",") + json_string(n);
-      out += fmt::format(
-          "{}{{\"protocol\":{},\"family\":{},\"local_addr\":{},\"local_port\":{},"
-          "\"remote_addr\":{},\"remote_port\":{},\"rule\":{},\"rule_id\":{},"
-          "\"age_seconds\":{},\"idle_seconds\":{},\"tcp_state\":[{}],\"replied\":{},"
-          "\"live\":{},\"timeout_seconds\":{}}}",
-          i ? "," : "", json_string(protocol_name(f.key.protocol)), f.key.family,
-          json_string(address(f.key.family, f.key.local_addr)), f.key.local_port,
-          json_string(address(f.key.family, f.key.remote_addr)), f.key.remote_port, f.value.rule,
-          json_string(f.rule_id), seconds(f.age_ns), seconds(f.idle_ns), states,
-          (f.value.flags & XDPG_FLOW_REPLIED) ? "true" : "false", f.live ? "true" : "false",
-          seconds(kernel::flow_timeout_ns(f.key, f.value, table->settings)));
-    }
-    out += "]}\n";
-    fmt::print("{}", out);
+    fmt::print("{}\n", telemetry::json_text(telemetry::flows_json(*table)));
     return kExitOk;
   }
 
@@ -517,12 +414,13 @@ int run_flows(int argc, char** argv) {
     std::string tcp = "-";
     if (f.key.protocol == IPPROTO_TCP) {
       tcp.clear();
-      for (const auto& n : tcp_state_names(f.key, f.value)) tcp += (tcp.empty() ? "" : ",") + n;
+      for (const auto& n : telemetry::tcp_state_names(f.key, f.value))
+        tcp += (tcp.empty() ? "" : ",") + n;
       if (tcp.empty()) tcp = "open";
     }
-    t.push_back({protocol_name(f.key.protocol),
-                 endpoint(f.key.family, f.key.local_addr, f.key.local_port),
-                 endpoint(f.key.family, f.key.remote_addr, f.key.remote_port),
+    t.push_back({telemetry::protocol_name(f.key.protocol),
+                 telemetry::endpoint_text(f.key.family, f.key.local_addr, f.key.local_port),
+                 telemetry::endpoint_text(f.key.family, f.key.remote_addr, f.key.remote_port),
                  f.rule_id.empty() ? "#" + std::to_string(f.value.rule) : f.rule_id,
                  fmt::format("{}s", seconds(f.age_ns)), fmt::format("{}s", seconds(f.idle_ns)), tcp,
                  (f.value.flags & XDPG_FLOW_REPLIED) ? "yes" : "no", f.live ? "live" : "expired"});

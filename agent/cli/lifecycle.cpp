@@ -12,7 +12,7 @@
 #include "daemon/learn_keeper.hpp"
 #include "kernel/pins.hpp"
 #include "kernel/reload.hpp"
-#include "telemetry/service.hpp"
+#include "daemon/telemetry_service.hpp"
 
 namespace xdpguard::cli {
 
@@ -154,29 +154,27 @@ int run_daemon(int argc, char** argv) {
                   cxxopts::value<std::vector<std::string>>(), "IF")(
       "mode", "XDP mode for interfaces it attaches: native or generic",
       cxxopts::value<std::string>()->default_value("native"), "MODE");
-  telemetry::add_service_options(o);
+  daemon::add_telemetry_options(o);
   auto parsed = parse(o, argc, argv);
   if (auto* code = std::get_if<int>(&parsed)) return *code;
   auto& r = std::get<cxxopts::ParseResult>(parsed);
-  if (!r.count("iface")) {
-    print_error("--iface is required (xdpguard run --help)");
-    return kExitUsage;
-  }
+  auto ifaces = required<std::vector<std::string>>(r, o, "iface");
+  if (!ifaces) return kExitUsage;
   auto mode = xdp_mode_option(r);
   if (!mode) return kExitUsage;
   auto req = apply_options(r);
   if (!req) return kExitUsage;
   daemon::AgentConfig config;
-  config.ifaces = r["iface"].as<std::vector<std::string>>();
+  config.ifaces = *ifaces;
   config.apply = *req;
   config.mode = *mode;
   // A daemon's log lines carry time and level (journald adds its own stamp,
   // but stderr to a file does not).
-  auto telemetry_config = telemetry::service_config(r);
+  auto telemetry_config = daemon::telemetry_config(r);
   if (!telemetry_config) return kExitUsage;
   telemetry::configure_logging(telemetry_config->log_format);
   daemon::Agent agent(std::move(config));
-  auto telemetry = telemetry::Service::create(std::move(*telemetry_config), agent);
+  auto telemetry = daemon::TelemetryService::create(std::move(*telemetry_config), agent);
   if (!telemetry) {
     print_error(telemetry.error().message);
     return kExitError;

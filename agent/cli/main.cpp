@@ -9,7 +9,6 @@
 
 #include "cli/cli.hpp"
 #include "kernel/libbpf_log.hpp"
-#include "telemetry/commands.hpp"
 
 namespace {
 
@@ -96,8 +95,8 @@ int main(int argc, char** argv) {
   if (command == "diff") return run_diff(n, args.data());
   if (command == "learn") return run_learn(n, args.data());
   if (command == "replay") return run_replay(n, args.data());
-  if (command == "events") return xdpguard::telemetry::run_events(n, args.data());
-  if (command == "metrics") return xdpguard::telemetry::run_metrics(n, args.data());
+  if (command == "events") return xdpguard::cli::run_events(n, args.data());
+  if (command == "metrics") return xdpguard::cli::run_metrics(n, args.data());
   if (command == "help") {
     fmt::print("{}", kUsage);
     return kExitOk;

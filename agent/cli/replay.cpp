@@ -7,6 +7,7 @@
 #include <linux/pkt_cls.h>
 
 #include <chrono>
+#include <cmath>
 #include <cxxopts.hpp>
 #include <map>
 #include <variant>
@@ -18,6 +19,7 @@
 #include "daemon/apply.hpp"
 #include "kernel/datapath.hpp"
 #include "policy/cidr.hpp"
+#include "telemetry/json.hpp"
 
 namespace xdpguard::cli {
 namespace {
@@ -235,35 +237,33 @@ int run_replay(int argc, char** argv) {
   const double span = frames ? static_cast<double>(last_ns - first_ns) / 1e9 : 0;
 
   if (json) {
-    std::string out = "{";
-    out += fmt::format("\"capture\":{},\"policy\":{},\"frames\":{},\"ingress_frames\":{},"
-                       "\"egress_frames\":{},\"span_seconds\":{:.6f},\"replay_seconds\":{:.6f},",
-                       json_string(*capture),
-                       json_string(policy_label(*loaded->policy, rules.profile)), frames,
-                       ingress_frames, frames - ingress_frames, span, seconds);
-    out += "\"rules\":" + rules_json(in_rules) + ",";
-    out += "\"drop_reasons\":" + reasons_json(in_reasons) + ",";
-    out += "\"egress_rules\":" + rules_json(eg_rules) + ",";
-    out += "\"egress_drop_reasons\":" + reasons_json(eg_reasons);
+    // Six decimals as before; json_text prints the shortest form of the result.
+    auto micro = [](double v) { return std::round(v * 1e6) / 1e6; };
+    telemetry::Json out = {{"capture", *capture},
+                           {"policy", policy_label(*loaded->policy, rules.profile)},
+                           {"frames", frames},
+                           {"ingress_frames", ingress_frames},
+                           {"egress_frames", frames - ingress_frames},
+                           {"span_seconds", micro(span)},
+                           {"replay_seconds", micro(seconds)},
+                           {"rules", telemetry::rules_json(in_rules)},
+                           {"drop_reasons", telemetry::reasons_json(in_reasons)},
+                           {"egress_rules", telemetry::rules_json(eg_rules)},
+                           {"egress_drop_reasons", telemetry::reasons_json(eg_reasons)}};
     if (old) {
-      out += ",\"changed_flows\":[";
-      bool first = true;
-      for (const auto& [k, n] : changed) {
-        out += fmt::format("{}{{\"flow\":{},\"direction\":{},\"old\":{},\"new\":{},\"packets\":{}}}",
-                           first ? "" : ",", json_string(std::get<0>(k).to_string()),
-                           json_string(std::get<1>(k) ? "egress" : "ingress"),
-                           json_string(std::get<2>(k)), json_string(std::get<3>(k)), n);
-        first = false;
-      }
-      out += "]";
+      auto& flows = out["changed_flows"] = telemetry::Json::array();
+      for (const auto& [k, n] : changed)
+        flows.push_back({{"flow", std::get<0>(k).to_string()},
+                         {"direction", std::get<1>(k) ? "egress" : "ingress"},
+                         {"old", std::get<2>(k)},
+                         {"new", std::get<3>(k)},
+                         {"packets", n}});
     }
-    if (dp) {
-      out += fmt::format(",\"datapath\":{{\"frames\":{},\"frame_disagreements\":{},"
-                         "\"counter_disagreements\":{}}}",
-                         check.frames, check.frames_differing_count,
-                         check.counters_differing.size());
-    }
-    fmt::print("{}}}\n", out);
+    if (dp)
+      out["datapath"] = {{"frames", check.frames},
+                         {"frame_disagreements", check.frames_differing_count},
+                         {"counter_disagreements", check.counters_differing.size()}};
+    fmt::print("{}\n", telemetry::json_text(out));
   } else {
     fmt::print("replay of {}: {} frames ({} ingress, {} egress) over {:.3f} s of capture; policy "
                "{}, {} rules in force\n\n",

@@ -137,6 +137,12 @@ kernel::Result<EventCounters> read_event_counters(const std::string& iface,
   return read_event_counters(fd->get());
 }
 
+EventTotals event_totals(const EventCounters& counters) {
+  EventTotals t;
+  for (const auto& l : counters) t.emitted += l.emitted, t.suppressed += l.suppressed;
+  return t;
+}
+
 kernel::Result<DropTops> read_drop_tops(int ports_fd, int peers_fd, size_t limit) {
   MappedPorts map(ports_fd);
   if (!map.ok()) return kernel::errno_error(errno, "cannot map top_ports");
@@ -189,6 +195,8 @@ kernel::Status clear_drop_tops(int ports_fd, int peers_fd) {
   return clear_hash<xdpg_top_peer_key>(peers_fd, "top_peers");
 }
 
+const char* direction_name(uint8_t direction) { return direction == 0 ? "ingress" : "egress"; }
+
 std::string protocol_name(uint8_t protocol) {
   switch (protocol) {
     case IPPROTO_TCP: return "tcp";
@@ -205,6 +213,11 @@ std::string address_text(uint8_t family, const uint8_t* addr) {
   else if (family == 6) inet_ntop(AF_INET6, addr, buf, sizeof(buf));
   else return "-";
   return buf;
+}
+
+std::string endpoint_text(uint8_t family, const uint8_t* addr, uint16_t port) {
+  std::string a = address_text(family, addr);
+  return family == 6 ? "[" + a + "]:" + std::to_string(port) : a + ":" + std::to_string(port);
 }
 
 }  // namespace xdpguard::telemetry

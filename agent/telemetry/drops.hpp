@@ -19,6 +19,11 @@ using EventCounters = std::array<xdpg_event_limit, XDPG_EVENT_LIMIT_ENTRIES>;
 kernel::Result<EventCounters> read_event_counters(int map_fd);
 kernel::Result<EventCounters> read_event_counters(const std::string& iface,
                                                   const std::string& pin_root = kernel::kDefaultPinRoot);
+// Events emitted and suppressed, every direction and reason.
+struct EventTotals {
+  uint64_t emitted = 0, suppressed = 0;
+};
+EventTotals event_totals(const EventCounters& counters);
 
 struct TopPort {
   uint8_t direction = 0;  // 0 ingress, 1 egress
@@ -44,9 +49,13 @@ kernel::Result<DropTops> read_drop_tops(const std::string& iface, size_t limit,
 // Empty both maps (tests).
 kernel::Status clear_drop_tops(int ports_fd, int peers_fd);
 
+// "ingress" (0) or "egress" (1), as the maps store a direction.
+const char* direction_name(uint8_t direction);
 // "tcp", "udp", "icmp", "ipv6-icmp", or the number.
 std::string protocol_name(uint8_t protocol);
 // Text form of an address as the datapath stores it (family 4 or 6).
 std::string address_text(uint8_t family, const uint8_t* addr);
+// "192.0.2.1:443", "[2001:db8::1]:443".
+std::string endpoint_text(uint8_t family, const uint8_t* addr, uint16_t port);
 
 }  // namespace xdpguard::telemetry

@@ -35,24 +35,7 @@ bool has_ports(const xdpg_event& e) {
 }
 
 std::string endpoint(const xdpg_event& e, const uint8_t* addr, uint16_t port) {
-  std::string a = address_text(e.family, addr);
-  if (!has_ports(e)) return a;
-  return e.family == 6 ? fmt::format("[{}]:{}", a, port) : fmt::format("{}:{}", a, port);
-}
-
-std::string json_escape(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      out += fmt::format("\\u{:04x}", c);
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
+  return has_ports(e) ? endpoint_text(e.family, addr, port) : address_text(e.family, addr);
 }
 
 std::string rfc3339(std::chrono::system_clock::time_point t) {
@@ -78,7 +61,6 @@ std::string tcp_flags_text(uint8_t f) {
 std::string event_text(const DropEvent& ev) {
   const xdpg_event& e = ev.raw;
   std::string what = (e.flags & XDPG_EVENT_PASSED) ? "would-drop" : "drop";
-  std::string dir = e.direction == 0 ? "ingress" : "egress";
   std::string pkt;
   if (e.family) {
     pkt = fmt::format("{} {} -> {}", protocol_name(e.protocol), endpoint(e, e.saddr, e.sport),
@@ -89,33 +71,37 @@ std::string event_text(const DropEvent& ev) {
   } else {
     pkt = fmt::format("ethertype={:#06x}", e.ethertype);
   }
-  return fmt::format("{} {} {} {} reason={} rule={} len={} suppressed={}", what, dir, ev.iface, pkt,
+  return fmt::format("{} {} {} {} reason={} rule={} len={} suppressed={}", what,
+                     direction_name(e.direction), ev.iface, pkt,
                      reason_text(e.reason), ev.rule_id.empty() ? "-" : ev.rule_id, e.packet_len,
                      e.suppressed);
 }
 
-std::string event_json(const DropEvent& ev) {
+Json event_json(const DropEvent& ev) {
   const xdpg_event& e = ev.raw;
-  std::string out = fmt::format(
-      "{{\"time\":\"{}\",\"event\":{},\"interface\":{},\"direction\":\"{}\",\"reason\":{},"
-      "\"rule\":{},\"length\":{},\"suppressed\":{}",
-      rfc3339(ev.time), (e.flags & XDPG_EVENT_PASSED) ? "\"would-drop\"" : "\"drop\"",
-      json_escape(ev.iface), e.direction == 0 ? "ingress" : "egress",
-      json_escape(reason_text(e.reason)), ev.rule_id.empty() ? "null" : json_escape(ev.rule_id),
-      e.packet_len, e.suppressed);
-  if (e.family) {
-    out += fmt::format(",\"family\":{},\"protocol\":{},\"src\":\"{}\",\"dst\":\"{}\"", e.family,
-                       json_escape(protocol_name(e.protocol)), address_text(e.family, e.saddr),
-                       address_text(e.family, e.daddr));
-    if (has_ports(e)) out += fmt::format(",\"sport\":{},\"dport\":{}", e.sport, e.dport);
-    if (e.protocol == IPPROTO_TCP)
-      out += fmt::format(",\"tcp_flags\":\"{}\"", tcp_flags_text(e.tcp_flags));
-    if (e.protocol == IPPROTO_ICMP || e.protocol == IPPROTO_ICMPV6)
-      out += fmt::format(",\"icmp_type\":{}", e.icmp_type);
-  } else {
-    out += fmt::format(",\"ethertype\":{}", e.ethertype);
+  Json out = {{"time", rfc3339(ev.time)},
+              {"event", (e.flags & XDPG_EVENT_PASSED) ? "would-drop" : "drop"},
+              {"interface", ev.iface},
+              {"direction", direction_name(e.direction)},
+              {"reason", reason_text(e.reason)},
+              {"rule", ev.rule_id.empty() ? Json(nullptr) : Json(ev.rule_id)},
+              {"length", e.packet_len},
+              {"suppressed", e.suppressed}};
+  if (!e.family) {
+    out["ethertype"] = e.ethertype;
+    return out;
   }
-  return out + "}";
+  out["family"] = e.family;
+  out["protocol"] = protocol_name(e.protocol);
+  out["src"] = address_text(e.family, e.saddr);
+  out["dst"] = address_text(e.family, e.daddr);
+  if (has_ports(e)) {
+    out["sport"] = e.sport;
+    out["dport"] = e.dport;
+  }
+  if (e.protocol == IPPROTO_TCP) out["tcp_flags"] = tcp_flags_text(e.tcp_flags);
+  if (e.protocol == IPPROTO_ICMP || e.protocol == IPPROTO_ICMPV6) out["icmp_type"] = e.icmp_type;
+  return out;
 }
 
 namespace {

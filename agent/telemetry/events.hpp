@@ -15,6 +15,7 @@
 #include "kernel/fd.hpp"
 #include "kernel/pins.hpp"
 #include "kernel/result.hpp"
+#include "telemetry/json.hpp"
 #include "xdpguard/maps.h"
 
 struct ring_buffer;
@@ -31,8 +32,8 @@ struct DropEvent {
 // One line: "drop ingress eth0 tcp 10.0.0.2:40000 -> 10.0.0.1:23 flags=S
 // reason=no_rule rule=- len=74 suppressed=3" ("would-drop" when passed).
 std::string event_text(const DropEvent&);
-// One JSON object (no newline), with "time" in RFC 3339 UTC.
-std::string event_json(const DropEvent&);
+// One JSON object, with "time" in RFC 3339 UTC (json_text for its line).
+Json event_json(const DropEvent&);
 // TCP flags as letters: F S R P A U (E C).
 std::string tcp_flags_text(uint8_t flags);
 

@@ -9,7 +9,8 @@
 #   unsecured rows' flows, both directions: the device's HTTP and the host's
 #   LDAP query, drop no_rule -> pass; not the spoofed answer, refused by both;
 # - no --host is a usage error (2); pcapng and a cut-short capture are
-#   refused (1) with the reason.
+#   refused (1) with the reason;
+# - --json stays valid JSON whatever the names of the files, policy and rules.
 set -euo pipefail
 : "${XDPGUARD:?path of the xdpguard binary}" "${XDPGUARD_SOURCE_DIR:?}"
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -94,4 +95,42 @@ head -c 1000 "$work/lab.pcap" >"$work/cut.pcap"
 rc=0
 err=$("$XDPGUARD" replay --host 192.0.2.1 "$work/cut.pcap" 2>&1 >/dev/null) || rc=$?
 [[ $rc == 1 && $err == *truncated* ]] || fail "cut-short capture: exit $rc, $err"
-echo "replay: 5 cases passed"
+# Names JSON must escape or cannot carry, in --json: the capture's and the
+# policy file's names hold a quote, a backslash, a tab, a newline and a byte
+# that is not UTF-8 (\xff); the policy's name and a rule's row hold quotes,
+# a backslash and control characters (rule ids cannot: a-z, 0-9, '-'). The
+# output is one line that Python's strict reader takes; the names come back
+# as given, \xff as U+FFFD.
+odd=$'odd "q" \\ \t\n\xff'
+cp "$work/lab.pcap" "$work/$odd.pcap"
+/usr/bin/python3 - "$XDPGUARD_SOURCE_DIR/policy/ovoc-single-node.yaml" "$work/$odd.yaml" <<'EOF'
+import sys
+src = open(sys.argv[1]).read()
+for old, new in (("name: ovoc-single-node\n", r'name: "ovoc \"odd\" \\ \t\u0001"' "\n"),
+                 ('    row: "OVOC server ↔ Active Directory LDAP server | TCP | 389"\n',
+                  r'    row: "LDAP \"x\" \\ \u0001\n"' "\n")):
+    assert src.count(old) == 1, old
+    src = src.replace(old, new)
+open(sys.argv[2], "w").write(src)
+EOF
+out=$("$XDPGUARD" replay --policy "$work/$odd.yaml" --host 192.0.2.1 --json "$work/$odd.pcap") ||
+  fail "replay of odd names exited $?"
+[[ $(wc -l <<<"$out") == 1 ]] || fail "replay --json is not one line: $out"
+/usr/bin/python3 -c '
+import json, sys
+work = sys.argv[1]
+r = json.loads(sys.stdin.buffer.read().decode("utf-8"))
+name = work + "/odd \"q\" \\ \t\n\ufffd"
+rule = next(x for x in r["rules"] if x["id"] == "ldap-389")
+want = [
+    (r["capture"], name + ".pcap"),
+    (r["policy"], "ovoc \"odd\" \\ \t\x01 (" + name + ".yaml)"),
+    (rule["row"], "LDAP \"x\" \\ \x01\n"),
+    (rule["pass_packets"], 1),
+    (r["frames"], 60),
+]
+bad = [(i, got, exp) for i, (got, exp) in enumerate(want) if got != exp]
+if bad:
+    sys.exit("check #, got, expected: %s" % bad)
+' "$work" <<<"$out" || fail "odd names: $out"
+echo "replay: 6 cases passed"

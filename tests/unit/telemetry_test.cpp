@@ -213,7 +213,7 @@ TEST(EventLines, TextAndJson) {
   EXPECT_EQ(event_text(ev),
             "would-drop ingress eth0 tcp [2001:db8::9]:40000 -> [2001:db8::1]:22 flags=S "
             "reason=peer_not_in_set rule=ssh\"admin len=74 suppressed=12");
-  EXPECT_EQ(event_json(ev),
+  EXPECT_EQ(json_text(event_json(ev)),
             R"({"time":"2023-11-14T22:13:20.000000Z","event":"would-drop","interface":"eth0",)"
             R"("direction":"ingress","reason":"peer_not_in_set","rule":"ssh\"admin","length":74,)"
             R"("suppressed":12,"family":6,"protocol":"tcp","src":"2001:db8::9","dst":"2001:db8::1",)"

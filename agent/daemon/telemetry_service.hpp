@@ -21,40 +21,35 @@
 #include "kernel/result.hpp"
 #include "telemetry/events.hpp"
 #include "telemetry/http.hpp"
+#include "telemetry/logging.hpp"
 
 namespace spdlog {
 class logger;
 }
 
-namespace xdpguard::telemetry {
+namespace xdpguard::daemon {
 
-enum class LogFormat { Text, Json };
-
-struct ServiceConfig {
-  std::optional<Endpoint> metrics;    // --metrics HOST:PORT
-  std::string textfile;               // --metrics-textfile PATH
+struct TelemetryConfig {
+  std::optional<telemetry::Endpoint> metrics;  // --metrics HOST:PORT
+  std::string textfile;                        // --metrics-textfile PATH
   std::chrono::milliseconds textfile_interval{15000};
-  LogFormat log_format = LogFormat::Text;
-  bool events = true;                 // --no-events: do not read the ring buffers
+  telemetry::LogFormat log_format = telemetry::LogFormat::Text;
+  bool events = true;  // --no-events: do not read the ring buffers
 };
 
 // --metrics, --metrics-allow-remote, --metrics-textfile, --metrics-interval,
 // --log-format, --no-events.
-void add_service_options(cxxopts::Options& o);
+void add_telemetry_options(cxxopts::Options& o);
 // The options as a config; prints the error (one line) and returns nullopt.
-std::optional<ServiceConfig> service_config(const cxxopts::ParseResult& r);
+std::optional<TelemetryConfig> telemetry_config(const cxxopts::ParseResult& r);
 
-// Every log line of the process as text ("time level: message") or as one
-// JSON object per line ({"time","level","msg"}).
-void configure_logging(LogFormat format);
-
-class Service : public daemon::AgentListener {
+class TelemetryService : public AgentListener {
  public:
   // Binds the metrics endpoint now (a port in use fails the start, not the
   // first scrape) and registers with the agent; the rest starts on_ready.
-  static kernel::Result<std::unique_ptr<Service>> create(ServiceConfig config,
-                                                         daemon::Agent& agent);
-  ~Service() override;
+  static kernel::Result<std::unique_ptr<TelemetryService>> create(TelemetryConfig config,
+                                                                  Agent& agent);
+  ~TelemetryService() override;
 
   void on_ready(const std::vector<std::string>& ifaces) override;
   void on_reload(const std::string& iface, bool ok) override;
@@ -62,20 +57,20 @@ class Service : public daemon::AgentListener {
   void on_stop() override;
 
  private:
-  Service(ServiceConfig config, daemon::Agent& agent);
-  void log_event(const DropEvent& ev, size_t iface_index);
+  TelemetryService(TelemetryConfig config, Agent& agent);
+  void log_event(const telemetry::DropEvent& ev, size_t iface_index);
   std::string render() const;
   void write_textfile() const;
 
-  ServiceConfig config_;
-  daemon::Agent& agent_;
+  TelemetryConfig config_;
+  Agent& agent_;
   std::vector<std::string> ifaces_;
-  std::unique_ptr<EventReader> reader_;
-  std::unique_ptr<MetricsServer> server_;
+  std::unique_ptr<telemetry::EventReader> reader_;
+  std::unique_ptr<telemetry::MetricsServer> server_;
   std::shared_ptr<spdlog::logger> events_log_;  // JSON mode: lines are whole objects
   std::unique_ptr<std::atomic<uint64_t>[]> received_;
   std::atomic<uint64_t> reloads_{0}, failed_reloads_{0};
   std::atomic<bool> ready_{false};
 };
 
-}  // namespace xdpguard::telemetry
+}  // namespace xdpguard::daemon

@@ -1,5 +1,5 @@
-#include "telemetry/commands.hpp"
-
+// The telemetry subcommands and `stats` modes: `events`, `metrics`,
+// `stats --drops`, `stats --watch`.
 #include <fmt/format.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -15,9 +15,10 @@
 #include "cli/cli.hpp"
 #include "telemetry/drops.hpp"
 #include "telemetry/events.hpp"
+#include "telemetry/json.hpp"
 #include "telemetry/metrics.hpp"
 
-namespace xdpguard::telemetry {
+namespace xdpguard::cli {
 namespace {
 
 volatile std::sig_atomic_t g_interrupted = 0;
@@ -31,9 +32,7 @@ void catch_interrupts() {
   sigaction(SIGTERM, &sa, nullptr);
 }
 
-const char* dir_name(uint8_t d) { return d == 0 ? "ingress" : "egress"; }
-
-std::string port_text(const TopPort& p) {
+std::string port_text(const telemetry::TopPort& p) {
   if (p.protocol == IPPROTO_ICMP || p.protocol == IPPROTO_ICMPV6)
     return fmt::format("type {}", p.port);
   return std::to_string(p.port);
@@ -57,7 +56,7 @@ std::string bits_text(double bytes_per_s) {
 }  // namespace
 
 int run_events(int argc, char** argv) {
-  auto o = cli::make_options(
+  auto o = make_options(
       "events", "Print drop events as the datapath reports them (rate-limited per reason). Do "
                 "not run it beside `xdpguard run`, which logs the same events: a ring buffer has "
                 "one reader.");
@@ -66,25 +65,24 @@ int run_events(int argc, char** argv) {
       "json", "one JSON object per line")(
       "count", "exit after N events", cxxopts::value<uint64_t>()->default_value("0"), "N")(
       "timeout", "exit after SECONDS", cxxopts::value<double>()->default_value("0"), "SECONDS");
-  auto parsed = cli::parse(o, argc, argv);
+  auto parsed = parse(o, argc, argv);
   if (auto* code = std::get_if<int>(&parsed)) return *code;
   auto& r = std::get<cxxopts::ParseResult>(parsed);
-  if (!r.count("iface")) {
-    cli::print_error("--iface is required (xdpguard events --help)");
-    return cli::kExitUsage;
-  }
+  auto ifaces = required<std::vector<std::string>>(r, o, "iface");
+  if (!ifaces) return kExitUsage;
   bool json = r.count("json") > 0;
   uint64_t count = r["count"].as<uint64_t>(), seen = 0;
   double timeout = r["timeout"].as<double>();
-  auto reader = EventReader::open(r["iface"].as<std::vector<std::string>>(),
-                                  [&](const DropEvent& ev) {
-                                    if (count && seen >= count) return;
-                                    ++seen;
-                                    fmt::print("{}\n", json ? event_json(ev) : event_text(ev));
-                                  });
+  auto print_event = [&](const telemetry::DropEvent& ev) {
+    if (count && seen >= count) return;
+    ++seen;
+    fmt::print("{}\n", json ? telemetry::json_text(telemetry::event_json(ev))
+                            : telemetry::event_text(ev));
+  };
+  auto reader = telemetry::EventReader::open(*ifaces, print_event);
   if (!reader) {
-    cli::print_error(reader.error().message);
-    return cli::kExitError;
+    print_error(reader.error().message);
+    return kExitError;
   }
   catch_interrupts();
   auto deadline = std::chrono::steady_clock::now() +
@@ -100,95 +98,73 @@ int run_events(int argc, char** argv) {
     }
     auto n = (*reader)->poll(wait_ms);
     if (!n) {
-      cli::print_error(n.error().message);
-      return cli::kExitError;
+      print_error(n.error().message);
+      return kExitError;
     }
     if (*n) std::fflush(stdout);
   }
-  return cli::kExitOk;
+  return kExitOk;
 }
 
 int run_metrics(int argc, char** argv) {
-  auto o = cli::make_options("metrics",
-                             "Print the Prometheus metrics of attached interfaces once, or write "
-                             "them atomically to a textfile (for a timer, without the daemon).");
+  auto o = make_options("metrics",
+                        "Print the Prometheus metrics of attached interfaces once, or write "
+                        "them atomically to a textfile (for a timer, without the daemon).");
   o.add_options()("iface", "interface (repeat for several)",
                   cxxopts::value<std::vector<std::string>>(), "IF")(
       "textfile", "write to PATH instead of stdout", cxxopts::value<std::string>(), "PATH");
-  auto parsed = cli::parse(o, argc, argv);
+  auto parsed = parse(o, argc, argv);
   if (auto* code = std::get_if<int>(&parsed)) return *code;
   auto& r = std::get<cxxopts::ParseResult>(parsed);
-  if (!r.count("iface")) {
-    cli::print_error("--iface is required (xdpguard metrics --help)");
-    return cli::kExitUsage;
-  }
-  std::string text = collect_metrics(r["iface"].as<std::vector<std::string>>(), nullptr);
+  auto ifaces = required<std::vector<std::string>>(r, o, "iface");
+  if (!ifaces) return kExitUsage;
+  std::string text = telemetry::collect_metrics(*ifaces, nullptr);
   if (!r.count("textfile")) {
     fmt::print("{}", text);
-    return cli::kExitOk;
+    return kExitOk;
   }
-  if (auto st = write_file_atomically(r["textfile"].as<std::string>(), text); !st) {
-    cli::print_error(st.error().message);
-    return cli::kExitError;
+  if (auto st = telemetry::write_file_atomically(r["textfile"].as<std::string>(), text); !st) {
+    print_error(st.error().message);
+    return kExitError;
   }
-  return cli::kExitOk;
+  return kExitOk;
 }
 
 int print_drops(const std::string& iface, bool json, size_t limit) {
-  auto tops = read_drop_tops(iface, limit);
+  auto tops = telemetry::read_drop_tops(iface, limit);
   if (!tops) {
-    cli::print_error(tops.error().message);
-    return cli::kExitError;
+    print_error(tops.error().message);
+    return kExitError;
   }
-  auto events = read_event_counters(iface);
+  auto events = telemetry::read_event_counters(iface);
   if (json) {
-    std::string out = fmt::format("{{\"interface\":{},\"ports\":[", cli::json_string(iface));
-    for (size_t i = 0; i < tops->ports.size(); ++i) {
-      const auto& p = tops->ports[i];
-      out += fmt::format("{}{{\"direction\":\"{}\",\"protocol\":{},\"port\":{},\"packets\":{}}}",
-                         i ? "," : "", dir_name(p.direction),
-                         cli::json_string(protocol_name(p.protocol)), p.port, p.packets);
-    }
-    out += "],\"peers\":[";
-    for (size_t i = 0; i < tops->peers.size(); ++i) {
-      const auto& p = tops->peers[i];
-      out += fmt::format("{}{{\"direction\":\"{}\",\"address\":{},\"packets\":{}}}", i ? "," : "",
-                         dir_name(p.key.direction),
-                         cli::json_string(address_text(p.key.family, p.key.addr)), p.packets);
-    }
-    out += fmt::format("],\"tracked_ports\":{},\"tracked_peers\":{}", tops->port_keys,
-                       tops->peer_keys);
-    if (events) {
-      uint64_t emitted = 0, suppressed = 0;
-      for (const auto& l : *events) emitted += l.emitted, suppressed += l.suppressed;
-      out += fmt::format(",\"events_emitted\":{},\"events_suppressed\":{}", emitted, suppressed);
-    }
-    fmt::print("{}}}\n", out);
-    return cli::kExitOk;
+    fmt::print("{}\n", telemetry::json_text(
+                            telemetry::drops_json(iface, *tops, events ? &*events : nullptr)));
+    return kExitOk;
   }
   fmt::print("Top dropped destination ports on {} ({} with drops; ICMP: by type):\n", iface,
              tops->port_keys);
   std::vector<std::vector<std::string>> rows{{"DIRECTION", "PROTO", "PORT", "PACKETS"}};
   for (const auto& p : tops->ports)
-    rows.push_back({dir_name(p.direction), protocol_name(p.protocol), port_text(p),
-                    std::to_string(p.packets)});
-  fmt::print("{}\n", tops->ports.empty() ? "  (no drops)\n" : cli::format_table(rows));
+    rows.push_back({telemetry::direction_name(p.direction), telemetry::protocol_name(p.protocol),
+                    port_text(p), std::to_string(p.packets)});
+  fmt::print("{}\n", tops->ports.empty() ? "  (no drops)\n" : format_table(rows));
   fmt::print("Top dropped peers on {} (ingress: source, egress: destination; {} tracked):\n",
              iface, tops->peer_keys);
   rows = {{"DIRECTION", "ADDRESS", "PACKETS"}};
   for (const auto& p : tops->peers)
-    rows.push_back({dir_name(p.key.direction), address_text(p.key.family, p.key.addr),
-                    std::to_string(p.packets)});
-  fmt::print("{}\n", tops->peers.empty() ? "  (no drops)\n" : cli::format_table(rows));
+    rows.push_back({telemetry::direction_name(p.key.direction),
+                    telemetry::address_text(p.key.family, p.key.addr), std::to_string(p.packets)});
+  fmt::print("{}\n", tops->peers.empty() ? "  (no drops)\n" : format_table(rows));
   if (events) {
-    uint64_t emitted = 0, suppressed = 0;
-    for (const auto& l : *events) emitted += l.emitted, suppressed += l.suppressed;
-    fmt::print("drop events: {} emitted, {} suppressed by the rate limit\n", emitted, suppressed);
+    auto totals = telemetry::event_totals(*events);
+    fmt::print("drop events: {} emitted, {} suppressed by the rate limit\n", totals.emitted,
+               totals.suppressed);
   }
   fmt::print("Counts are since attach. Peers are LRU-bounded ({} at most): under a flood of new "
              "addresses the least recent are forgotten.\n",
              tops->peer_capacity);
-  return cli::kExitOk;
+  return kExitOk;
 }
 
 int watch_stats(const std::string& iface, double interval_s, unsigned count) {
@@ -200,7 +176,7 @@ int watch_stats(const std::string& iface, double interval_s, unsigned count) {
   auto prev_time = clock::now();
   bool first = true;
   if (tty) fmt::print("\x1b[?1049h");  // alternate screen: the shell's scrollback stays
-  int rc = cli::kExitOk;
+  int rc = kExitOk;
   for (unsigned n = 0; !g_interrupted && (count == 0 || n < count); ++n) {
     if (!first) {
       auto until = clock::now() + std::chrono::milliseconds(static_cast<int64_t>(interval_s * 1000));
@@ -211,8 +187,8 @@ int watch_stats(const std::string& iface, double interval_s, unsigned count) {
     auto stats = kernel::read_stats(iface);
     if (!stats) {
       if (tty) fmt::print("\x1b[?1049l");
-      cli::print_error(stats.error().message);
-      return cli::kExitError;
+      print_error(stats.error().message);
+      return kExitError;
     }
     auto now = clock::now();
     double dt = std::chrono::duration<double>(now - prev_time).count();
@@ -239,7 +215,7 @@ int watch_stats(const std::string& iface, double interval_s, unsigned count) {
             bps = bits_text((c.pass_bytes - p.pass_bytes) / dt);
           }
         }
-        rows.push_back({dir, std::to_string(r.index), cli::truncate(r.id, 32), pass_rate,
+        rows.push_back({dir, std::to_string(r.index), truncate(r.id, 32), pass_rate,
                         drop_rate, bps, std::to_string(c.pass_packets),
                         std::to_string(c.drop_packets)});
         prev[key] = c;
@@ -247,7 +223,7 @@ int watch_stats(const std::string& iface, double interval_s, unsigned count) {
     };
     add_rules("in", stats->rules);
     add_rules("out", stats->egress_rules);
-    out += cli::format_table(rows) + "\n";
+    out += format_table(rows) + "\n";
     std::vector<std::vector<std::string>> reasons{{"DIR", "DROP REASON", "DROP/s", "PACKETS"}};
     auto add_reasons = [&](const char* dir, const std::vector<kernel::ReasonStats>& list) {
       for (const auto& r : list) {
@@ -264,7 +240,7 @@ int watch_stats(const std::string& iface, double interval_s, unsigned count) {
     };
     add_reasons("in", stats->reasons);
     add_reasons("out", stats->egress_reasons);
-    if (reasons.size() > 1) out += "\n" + cli::format_table(reasons) + "\n";
+    if (reasons.size() > 1) out += "\n" + format_table(reasons) + "\n";
     out += fmt::format("\nflow table: {} of {} entries, {} evictions\n", stats->flow_table.entries,
                        stats->flow_table.capacity, stats->flow_table.evictions);
     if (!tty) out += "\n";
@@ -276,4 +252,4 @@ int watch_stats(const std::string& iface, double interval_s, unsigned count) {
   return rc;
 }
 
-}  // namespace xdpguard::telemetry
+}  // namespace xdpguard::cli

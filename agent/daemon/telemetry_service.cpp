@@ -1,40 +1,16 @@
-#include "telemetry/service.hpp"
+#include "daemon/telemetry_service.hpp"
 
 #include <fmt/format.h>
-#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "telemetry/metrics.hpp"
 
-namespace xdpguard::telemetry {
-namespace {
+namespace xdpguard::daemon {
 
-// %* in a pattern: the message as the inside of a JSON string.
-class JsonMessageFlag : public spdlog::custom_flag_formatter {
- public:
-  void format(const spdlog::details::log_msg& msg, const std::tm&,
-              spdlog::memory_buf_t& dest) override {
-    for (char c : std::string_view(msg.payload.data(), msg.payload.size())) {
-      auto u = static_cast<unsigned char>(c);
-      if (c == '"' || c == '\\') {
-        dest.push_back('\\');
-        dest.push_back(c);
-      } else if (u < 0x20) {
-        fmt::format_to(std::back_inserter(dest), "\\u{:04x}", u);
-      } else {
-        dest.push_back(c);
-      }
-    }
-  }
-  std::unique_ptr<custom_flag_formatter> clone() const override {
-    return std::make_unique<JsonMessageFlag>();
-  }
-};
+using telemetry::LogFormat;
 
-}  // namespace
-
-void add_service_options(cxxopts::Options& o) {
+void add_telemetry_options(cxxopts::Options& o) {
   o.add_options("telemetry")(
       "metrics", "serve Prometheus metrics on HOST:PORT (loopback, e.g. 127.0.0.1:9740)",
       cxxopts::value<std::string>(), "HOST:PORT")(
@@ -48,14 +24,15 @@ void add_service_options(cxxopts::Options& o) {
       "no-events", "do not read or log drop events");
 }
 
-std::optional<ServiceConfig> service_config(const cxxopts::ParseResult& r) {
-  ServiceConfig c;
+std::optional<TelemetryConfig> telemetry_config(const cxxopts::ParseResult& r) {
+  TelemetryConfig c;
   auto fail = [](const std::string& msg) {
     fmt::print(stderr, "xdpguard: error: {}\n", msg);
     return std::nullopt;
   };
   if (r.count("metrics")) {
-    auto ep = parse_endpoint(r["metrics"].as<std::string>(), r.count("metrics-allow-remote") > 0);
+    auto ep = telemetry::parse_endpoint(r["metrics"].as<std::string>(),
+                                        r.count("metrics-allow-remote") > 0);
     if (!ep) return fail(ep.error().message);
     c.metrics = *ep;
   }
@@ -70,27 +47,17 @@ std::optional<ServiceConfig> service_config(const cxxopts::ParseResult& r) {
   return c;
 }
 
-void configure_logging(LogFormat format) {
-  if (format == LogFormat::Text) {
-    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$: %v");
-    return;
-  }
-  auto f = std::make_unique<spdlog::pattern_formatter>();
-  f->add_flag<JsonMessageFlag>('*').set_pattern(
-      R"({"time":"%Y-%m-%dT%H:%M:%S.%f%z","level":"%l","msg":"%*"})");
-  spdlog::set_formatter(std::move(f));
-}
-
-Service::Service(ServiceConfig config, daemon::Agent& agent)
+TelemetryService::TelemetryService(TelemetryConfig config, Agent& agent)
     : config_(std::move(config)), agent_(agent) {}
 
-Service::~Service() = default;
+TelemetryService::~TelemetryService() = default;
 
-kernel::Result<std::unique_ptr<Service>> Service::create(ServiceConfig config,
-                                                         daemon::Agent& agent) {
-  std::unique_ptr<Service> s(new Service(std::move(config), agent));
+kernel::Result<std::unique_ptr<TelemetryService>> TelemetryService::create(TelemetryConfig config,
+                                                                           Agent& agent) {
+  std::unique_ptr<TelemetryService> s(new TelemetryService(std::move(config), agent));
   if (s->config_.metrics) {
-    auto server = MetricsServer::start(*s->config_.metrics, [raw = s.get()] { return raw->render(); });
+    auto server = telemetry::MetricsServer::start(*s->config_.metrics,
+                                                  [raw = s.get()] { return raw->render(); });
     if (!server) return server.error();
     s->server_ = std::move(*server);
     spdlog::info("metrics on http://{}:{}/metrics",
@@ -109,12 +76,12 @@ kernel::Result<std::unique_ptr<Service>> Service::create(ServiceConfig config,
   return s;
 }
 
-void Service::on_ready(const std::vector<std::string>& ifaces) {
+void TelemetryService::on_ready(const std::vector<std::string>& ifaces) {
   ifaces_ = ifaces;
   received_ = std::make_unique<std::atomic<uint64_t>[]>(ifaces.size());
   ready_ = true;
   if (config_.events) {
-    auto reader = EventReader::open(ifaces, [this](const DropEvent& ev) {
+    auto reader = telemetry::EventReader::open(ifaces, [this](const telemetry::DropEvent& ev) {
       for (size_t i = 0; i < ifaces_.size(); ++i)
         if (ifaces_[i] == ev.iface) log_event(ev, i);
     });
@@ -133,43 +100,41 @@ void Service::on_ready(const std::vector<std::string>& ifaces) {
   }
 }
 
-void Service::on_reload(const std::string&, bool ok) {
+void TelemetryService::on_reload(const std::string&, bool ok) {
   ++(ok ? reloads_ : failed_reloads_);
   if (!config_.textfile.empty()) write_textfile();
 }
 
-void Service::on_reattach(const std::string& iface) {
+void TelemetryService::on_reattach(const std::string& iface) {
   if (!reader_) return;
   if (auto st = reader_->reopen(iface); !st)
     spdlog::error("{}: drop events are no longer read: {}", iface, st.error().message);
 }
 
-void Service::on_stop() {
+void TelemetryService::on_stop() {
   if (reader_) (void)reader_->consume();  // what is waiting still gets logged
   if (!config_.textfile.empty()) write_textfile();
   server_.reset();
 }
 
-void Service::log_event(const DropEvent& ev, size_t iface_index) {
+void TelemetryService::log_event(const telemetry::DropEvent& ev, size_t iface_index) {
   received_[iface_index].fetch_add(1, std::memory_order_relaxed);
-  if (events_log_) {
-    std::string json = event_json(ev);
-    // Same keys as the other JSON lines, plus the event's own fields.
-    events_log_->info("{{\"level\":\"info\",\"msg\":\"drop event\",{}", json.substr(1));
-  } else {
-    spdlog::info("{}", event_text(ev));
-  }
+  if (events_log_)
+    events_log_->info("{}", telemetry::event_log_json(ev));
+  else
+    spdlog::info("{}", telemetry::event_text(ev));
 }
 
-std::string Service::render() const {
-  AgentSnapshot agent{reloads_.load(), failed_reloads_.load()};
-  if (!ready_) return collect_metrics({}, &agent);
-  return collect_metrics(ifaces_, &agent, [this](size_t i) { return received_[i].load(); });
+std::string TelemetryService::render() const {
+  telemetry::AgentSnapshot agent{reloads_.load(), failed_reloads_.load()};
+  if (!ready_) return telemetry::collect_metrics({}, &agent);
+  return telemetry::collect_metrics(ifaces_, &agent,
+                                    [this](size_t i) { return received_[i].load(); });
 }
 
-void Service::write_textfile() const {
-  if (auto st = write_file_atomically(config_.textfile, render()); !st)
+void TelemetryService::write_textfile() const {
+  if (auto st = telemetry::write_file_atomically(config_.textfile, render()); !st)
     spdlog::warn("metrics textfile: {}", st.error().message);
 }
 
-}  // namespace xdpguard::telemetry
+}  // namespace xdpguard::daemon
