@@ -261,7 +261,7 @@ Decision PacketSpace::classify(const policy::RuleSet& rules, const PacketSpec& p
 }
 
 bool PacketSpace::admits(const policy::RuleSet& rules, size_t index, const Cell& cell) const {
-  policy::RuleSet alone{rules.policy, rules.profile, {rules.rules[index]}};
+  policy::RuleSet alone{rules.policy, rules.profile, rules.iface, {rules.rules[index]}};
   return decide(alone, cell).verdict == Verdict::Pass;
 }
 

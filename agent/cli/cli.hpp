@@ -33,9 +33,11 @@ struct LoadedPolicy {
 };
 
 // `path` "" or "default": the embedded default policy. Prints every error as
-// file:line:col: message on stderr and returns nullopt on any error.
+// file:line:col: message on stderr and returns nullopt on any error. With
+// `iface`, the rules are that interface's view (policy::select_rules).
 std::optional<LoadedPolicy> load_policy(const std::string& path, const std::string& profile,
-                                        policy::ParseOptions options = {});
+                                        policy::ParseOptions options = {},
+                                        const std::string& iface = "");
 void print_warnings(const LoadedPolicy&);
 
 // One line on stderr: "xdpguard: error: <message>".
@@ -74,7 +76,8 @@ void add_apply_options(cxxopts::Options& o);
 std::optional<daemon::ApplyOptions> apply_options(const cxxopts::ParseResult& r);
 // --mode (native|generic) of attach and run; the error printed when invalid.
 std::optional<kernel::XdpMode> xdp_mode_option(const cxxopts::ParseResult& r);
-std::optional<daemon::PreparedPolicy> prepare_or_print(const daemon::ApplyOptions& req);
+std::optional<daemon::PreparedPolicy> prepare_or_print(const daemon::ApplyOptions& req,
+                                                      const std::string& iface);
 
 // commands.cpp: the counter tables of `stats`, also `replay`'s.
 std::string rules_table(const std::vector<kernel::RuleStats>& rules);

@@ -1,6 +1,7 @@
 // The subcommands. Each parses its own options, does one thing, and reports
 // failure as one line on stderr with a non-zero exit code.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <netinet/in.h>
@@ -156,21 +157,60 @@ std::string overlap_table(const classify::LintReport& lint, const policy::RuleSe
          format_table(t);
 }
 
+namespace {
+// Per interface the policy names, its roles and the rules of its view; then
+// what an interface no role names gets.
+std::string interface_table(const policy::Policy& pol, const std::string& profile) {
+  std::vector<std::vector<std::string>> rows = {{"INTERFACE", "ROLES", "RULES", "SCOPED RULES"}};
+  auto view_row = [&](const std::string& iface, const std::string& roles) {
+    auto view = policy::select_rules(pol, profile, iface);
+    if (auto* d = std::get_if<policy::Diagnostic>(&view)) {
+      rows.push_back({iface, roles, "refused", d->message});
+      return;
+    }
+    std::vector<std::string> scoped;
+    for (const auto& e : std::get<policy::RuleSet>(view).rules)
+      if (!e.rule->interface_roles.empty()) scoped.push_back(e.rule->id);
+    rows.push_back({iface, roles, std::to_string(std::get<policy::RuleSet>(view).rules.size()),
+                    scoped.empty() ? "-" : fmt::format("{}", fmt::join(scoped, ","))});
+  };
+  std::vector<std::string> seen;
+  for (const auto& role : pol.interface_roles)
+    for (const auto& iface : role.ifaces) {
+      if (std::find(seen.begin(), seen.end(), iface) != seen.end()) continue;
+      seen.push_back(iface);
+      std::vector<std::string> roles;
+      for (const auto& other : pol.interface_roles)
+        if (std::find(other.ifaces.begin(), other.ifaces.end(), iface) != other.ifaces.end())
+          roles.push_back(other.name);
+      view_row(iface, fmt::format("{}", fmt::join(roles, ",")));
+    }
+  if (pol.settings.unlisted_interfaces == policy::UnlistedInterfaces::Refuse)
+    rows.push_back({"(any other)", "-", "refused", "unlisted_interfaces: refuse"});
+  else
+    view_row("(any other)", "-");
+  return "Interfaces (the view each gets; `check --iface IF` prints one):\n" + format_table(rows);
+}
+}  // namespace
+
 int run_check(int argc, char** argv) {
   auto o = make_options("check", "Validate a policy and print the rule table it compiles to.");
   add_policy_options(o);
   o.add_options()("strict",
                   "documentation keys are required: section, row, secured and purpose on "
                   "vendor rules, purpose on host essentials")(
-      "warnings-as-errors", "exit 3 when there are warnings (and no errors)");
+      "warnings-as-errors", "exit 3 when there are warnings (and no errors)")(
+      "iface", "the view of one interface (policy `interfaces:`); omitted: every rule",
+      cxxopts::value<std::string>()->default_value(""), "IF");
   o.parse_positional({"policy"});  // `xdpguard check FILE` as well as --policy FILE
   o.positional_help("[FILE]");
   auto parsed = parse(o, argc, argv);
   if (auto* code = std::get_if<int>(&parsed)) return *code;
   auto& r = std::get<cxxopts::ParseResult>(parsed);
 
+  const auto iface = r["iface"].as<std::string>();
   auto loaded = load_policy(r["policy"].as<std::string>(), r["profile"].as<std::string>(),
-                            {.strict = r.count("strict") > 0});
+                            {.strict = r.count("strict") > 0}, iface);
   if (!loaded) return kExitError;
   const auto& pol = *loaded->policy;
   const auto& rules = loaded->rules;
@@ -182,9 +222,12 @@ int run_check(int argc, char** argv) {
   for (const auto& w : length_warnings) fmt::print(stderr, "warning: {}\n", w);
   const bool warned = !loaded->warnings.empty() || !length_warnings.empty();
 
-  fmt::print("policy {}: {} rules in force\n\n", policy_label(pol, rules.profile), rules.rules.size());
+  fmt::print("policy {}{}: {} rules in force\n\n", policy_label(pol, rules.profile),
+             iface.empty() ? "" : " on " + iface, rules.rules.size());
+  const bool scoped = !pol.interface_roles.empty();
   std::vector<std::vector<std::string>> table = {
       {"#", "ID", "PROTO", "LOCAL", "REMOTE", "PEERS", "INITIATOR", "FLOW", "SECURED", "ROW"}};
+  if (scoped) table[0].insert(table[0].end() - 1, "INTERFACES");
   std::set<const policy::Rule*> in_force;
   for (size_t i = 0; i < rules.rules.size(); ++i) {
     const auto& rule = *rules.rules[i].rule;
@@ -195,8 +238,12 @@ int run_check(int argc, char** argv) {
                      policy::to_string(rule.initiator), policy::to_string(rule.flow),
                      rule.secured ? "yes" : "no",
                      rule.essential ? "host essential: " + rule.purpose : rule.row});
+    if (scoped)
+      table.back().insert(table.back().end() - 1,
+                          rule.interface_roles.empty() ? "all" : fmt::format("{}", fmt::join(rule.interface_roles, ",")));
   }
   fmt::print("{}", format_table(table));
+  if (scoped && iface.empty()) fmt::print("\n{}", interface_table(pol, rules.profile));
   if (!lint.overlaps.empty()) fmt::print("\n{}", overlap_table(lint, rules));
 
   std::vector<std::vector<std::string>> documented, excluded;
@@ -298,7 +345,7 @@ int run_attach(int argc, char** argv) {
 
   auto req = apply_options(r);
   if (!req) return kExitUsage;
-  auto prepared = prepare_or_print(*req);
+  auto prepared = prepare_or_print(*req, *iface);
   if (!prepared) return kExitError;
   if (auto st = daemon::attach_prepared(*prepared, *iface, *mode); !st) {
     print_error(st.error().message);
@@ -436,7 +483,9 @@ int run_explain(int argc, char** argv) {
                   "e.g. \"tcp 192.0.2.7:51515 -> 198.51.100.10:443 flags S\", "
                   "\"udp [2001:db8::7]:5000 -> [2001:db8::1]:5060\", "
                   "\"icmp 192.0.2.7 -> 198.51.100.10 type 8\", \"arp\"",
-                  cxxopts::value<std::string>(), "SPEC");
+                  cxxopts::value<std::string>(), "SPEC")(
+      "iface", "the interface the packet arrives on (policy `interfaces:`); omitted: every rule",
+      cxxopts::value<std::string>()->default_value(""), "IF");
   auto parsed = parse(o, argc, argv);
   if (auto* code = std::get_if<int>(&parsed)) return *code;
   auto& r = std::get<cxxopts::ParseResult>(parsed);
@@ -447,7 +496,9 @@ int run_explain(int argc, char** argv) {
     print_error("--packet: " + *err);
     return kExitUsage;
   }
-  auto loaded = load_policy(r["policy"].as<std::string>(), r["profile"].as<std::string>());
+  const auto iface = r["iface"].as<std::string>();
+  auto loaded = load_policy(r["policy"].as<std::string>(), r["profile"].as<std::string>(), {},
+                            iface);
   if (!loaded) return kExitError;
   print_warnings(*loaded);
 
@@ -458,7 +509,8 @@ int run_explain(int argc, char** argv) {
   const auto& d = ex.decision;
 
   fmt::print("packet:  {} ({} bytes)\n", classify::describe(packet), frame.size());
-  fmt::print("policy:  {}\n", policy_label(*loaded->policy, loaded->rules.profile));
+  fmt::print("policy:  {}{}\n", policy_label(*loaded->policy, loaded->rules.profile),
+             iface.empty() ? "" : " on " + iface);
   if (d.verdict == Verdict::Pass)
     fmt::print("verdict: pass\n");
   else

@@ -28,7 +28,7 @@ void print_error(std::string_view message) {
 }
 
 std::optional<LoadedPolicy> load_policy(const std::string& path, const std::string& profile,
-                                        policy::ParseOptions options) {
+                                        policy::ParseOptions options, const std::string& iface) {
   bool embedded = path.empty() || path == "default";
   policy::ParseResult parsed = embedded ? policy::parse_policy_text(kDefaultPolicyYaml,
                                                                     "<embedded default>", ".",
@@ -41,7 +41,7 @@ std::optional<LoadedPolicy> load_policy(const std::string& path, const std::stri
   }
   LoadedPolicy out;
   out.policy = std::make_unique<policy::Policy>(std::move(*parsed.policy));
-  auto selected = policy::select_rules(*out.policy, profile);
+  auto selected = policy::select_rules(*out.policy, profile, iface);
   if (auto* d = std::get_if<policy::Diagnostic>(&selected)) {
     fmt::print(stderr, "{}\n", d->to_string());
     return std::nullopt;

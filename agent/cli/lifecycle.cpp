@@ -48,8 +48,9 @@ std::optional<daemon::ApplyOptions> apply_options(const cxxopts::ParseResult& r)
   return a;
 }
 
-std::optional<daemon::PreparedPolicy> prepare_or_print(const daemon::ApplyOptions& req) {
-  auto prepared = daemon::prepare_policy(req);
+std::optional<daemon::PreparedPolicy> prepare_or_print(const daemon::ApplyOptions& req,
+                                                      const std::string& iface) {
+  auto prepared = daemon::prepare_policy(req, iface);
   if (auto* problems = std::get_if<daemon::Problems>(&prepared)) {
     for (const auto& p : *problems) fmt::print(stderr, "{}\n", p);
     return std::nullopt;
@@ -81,7 +82,7 @@ int run_reload(int argc, char** argv) {
     return kExitUsage;
   }
 
-  auto prepared = prepare_or_print(*req);
+  auto prepared = prepare_or_print(*req, *iface);
   if (!prepared) {
     print_error("policy rejected; nothing changed on " + *iface);
     return kExitError;

@@ -4,6 +4,8 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "kernel/reload.hpp"
 #include "kernel/maps_io.hpp"
 
@@ -30,17 +32,40 @@ void Agent::status(const std::string& text) {
   sd_notify("STATUS=" + text);
 }
 
-bool Agent::start() {
-  auto prepared = prepare_policy(config_.apply);
-  if (auto* problems = std::get_if<Problems>(&prepared)) {
-    log_problems(*problems);
-    return false;
-  }
-  policy_ = std::move(std::get<PreparedPolicy>(prepared));
-  const auto& p = *policy_;
-  for (const auto& w : p.warnings) spdlog::warn("{}", w.to_string());
+std::optional<std::map<std::string, PreparedPolicy>> Agent::prepare_all() {
+  std::map<std::string, PreparedPolicy> out;
   bool ok = true;
-  for (const auto& iface : config_.ifaces) ok = bring_up(p, iface) && ok;
+  Problems logged;  // an error in the file is every interface's: said once
+  for (const auto& iface : config_.ifaces) {
+    auto prepared = prepare_policy(config_.apply, iface);
+    if (auto* problems = std::get_if<Problems>(&prepared)) {
+      Problems fresh;
+      for (const auto& p : *problems)
+        if (std::find(logged.begin(), logged.end(), p) == logged.end()) fresh.push_back(p);
+      spdlog::error("{}: the policy cannot be put in force here{}", iface,
+                    fresh.empty() ? " (the errors above)" : ":");
+      log_problems(fresh);
+      logged.insert(logged.end(), fresh.begin(), fresh.end());
+      ok = false;
+      continue;
+    }
+    out.emplace(iface, std::move(std::get<PreparedPolicy>(prepared)));
+  }
+  if (!ok) return std::nullopt;
+  // The warnings are the file's, the same for every view: said once.
+  if (!out.empty())
+    for (const auto& w : out.begin()->second.warnings) spdlog::warn("{}", w.to_string());
+  return out;
+}
+
+bool Agent::start() {
+  // Every view first: an interface the policy refuses stops the start before
+  // any interface is touched.
+  auto all = prepare_all();
+  if (!all) return false;
+  policies_ = std::move(*all);
+  bool ok = true;
+  for (const auto& iface : config_.ifaces) ok = bring_up(policies_.at(iface), iface) && ok;
   return ok;
 }
 
@@ -80,8 +105,9 @@ bool Agent::bring_up(const PreparedPolicy& p, const std::string& iface) {
 }
 
 bool Agent::reattach(const std::string& iface) {
-  if (!policy_) return false;
-  if (!bring_up(*policy_, iface)) return false;
+  auto it = policies_.find(iface);
+  if (it == policies_.end()) return false;
+  if (!bring_up(it->second, iface)) return false;
   for (auto* l : listeners_) l->on_reattach(iface);
   return true;
 }
@@ -89,35 +115,45 @@ bool Agent::reattach(const std::string& iface) {
 void Agent::reload_all() {
   sd_notify("RELOADING=1");
   spdlog::info("SIGHUP: reloading {}", config_.apply.policy_path);
-  auto prepared = prepare_policy(config_.apply);
-  if (auto* problems = std::get_if<Problems>(&prepared)) {
-    log_problems(*problems);
-    spdlog::error("reload rejected; the policy in force is unchanged");
+  auto fail = [this](const std::string& why) {
+    spdlog::error("reload rejected: {}; the policy in force is unchanged on every interface",
+                  why);
     ++failed_reloads_;
     for (auto* l : listeners_)
       for (const auto& iface : config_.ifaces) l->on_reload(iface, false);
     sd_notify("READY=1");
-    return;
-  }
-  policy_ = std::move(std::get<PreparedPolicy>(prepared));
-  const auto& p = *policy_;
+  };
+  auto next = prepare_all();
+  if (!next) return fail("the new policy does not apply to every interface");
+  // All or nothing across interfaces: when one fails to load, those already
+  // reloaded go back to what they had.
+  std::vector<std::string> done;
   for (const auto& iface : config_.ifaces) {
+    const auto& p = next->at(iface);
     auto rep = reload_prepared(p, iface);
-    if (rep) {
-      ++reloads_;
-      spdlog::info("{}: reloaded to {} (XDP id {} -> {}; rules kept {}, added {}, removed {})",
-                   iface, p.path, rep->old_prog_id, rep->new_prog_id, rep->kept, rep->added,
-                   rep->removed);
-    } else {
-      ++failed_reloads_;
-      spdlog::error("{}: reload failed, the policy in force is unchanged: {}", iface,
-                    rep.error().message);
+    if (!rep) {
+      spdlog::error("{}: reload failed: {}", iface, rep.error().message);
+      for (const auto& back : done)
+        if (auto undo = reload_prepared(policies_.at(back), back); !undo)
+          spdlog::error("{}: could not go back to the previous policy: {}", back,
+                        undo.error().message);
+        else
+          spdlog::info("{}: back to the previous policy", back);
+      return fail(iface + " could not load it");
     }
-    for (auto* l : listeners_) l->on_reload(iface, rep.ok());
+    done.push_back(iface);
+    spdlog::info("{}: reloaded to {} (XDP id {} -> {}; rules kept {}, added {}, removed {})",
+                 iface, p.path, rep->old_prog_id, rep->new_prog_id, rep->kept, rep->added,
+                 rep->removed);
   }
+  policies_ = std::move(*next);
+  reloads_ += config_.ifaces.size();
+  for (auto* l : listeners_)
+    for (const auto& iface : config_.ifaces) l->on_reload(iface, true);
   sd_notify("READY=1");
-  status(fmt::format("enforcing {} on {} interface(s); {} reloads, {} failed", p.path,
-                     config_.ifaces.size(), reloads_, failed_reloads_));
+  status(fmt::format("enforcing {} on {} interface(s); {} reloads, {} failed",
+                     config_.apply.policy_path, config_.ifaces.size(), reloads_,
+                     failed_reloads_));
 }
 
 int Agent::run() {

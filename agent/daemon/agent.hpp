@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -56,16 +57,18 @@ class Agent {
   bool start();        // adopt or attach every interface
   // Adopts or attaches `p` on one interface; false (logged) on failure.
   bool bring_up(const PreparedPolicy& p, const std::string& iface);
-  bool reattach(const std::string& iface);  // bring_up with policy_, for LinkMonitor
-  void reload_all();   // SIGHUP
+  bool reattach(const std::string& iface);  // bring_up with its policy, for LinkMonitor
+  // Every interface's view of the policy file, or nothing if any is refused.
+  std::optional<std::map<std::string, PreparedPolicy>> prepare_all();
+  void reload_all();   // SIGHUP: every interface or none
   void status(const std::string& text);
 
   AgentConfig config_;
   EventLoop loop_;
   std::vector<AgentListener*> listeners_;
-  // The policy the daemon last read successfully (startup or SIGHUP): what an
-  // interface that comes back gets.
-  std::optional<PreparedPolicy> policy_;
+  // Per interface, its view of the policy the daemon last read successfully
+  // (startup or SIGHUP): what the interface has, and gets when it comes back.
+  std::map<std::string, PreparedPolicy> policies_;
   std::unique_ptr<LinkMonitor> links_;
   uint64_t reloads_ = 0, failed_reloads_ = 0;
 };

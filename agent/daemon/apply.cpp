@@ -1,6 +1,9 @@
 #include "daemon/apply.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
@@ -129,7 +132,7 @@ std::optional<pid_t> read_pid(const std::string& path) {
   req.audit = prev->audit;
   req.learn = prev->learn;
   req.force = true;  // it was in force before: restoring it cannot lock anyone out further
-  auto prepared = prepare_policy_text(req, prev->text, prev->base_dir);
+  auto prepared = prepare_policy_text(req, prev->text, prev->base_dir, iface);
   if (auto* problems = std::get_if<Problems>(&prepared)) {
     for (const auto& p : *problems) spdlog::error("previous policy: {}", p);
     std::_Exit(1);
@@ -145,6 +148,31 @@ std::optional<pid_t> read_pid(const std::string& path) {
   std::_Exit(0);
 }
 
+}  // namespace
+
+namespace {
+// The interface that has `address` (text, as in SSH_CONNECTION), if any.
+std::optional<std::string> interface_with_address(const std::string& address) {
+  in6_addr want6{};
+  in_addr want4{};
+  const bool v6 = ::inet_pton(AF_INET6, address.c_str(), &want6) == 1;
+  if (!v6 && ::inet_pton(AF_INET, address.c_str(), &want4) != 1) return std::nullopt;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return std::nullopt;
+  std::optional<std::string> found;
+  for (ifaddrs* a = list; a && !found; a = a->ifa_next) {
+    if (!a->ifa_addr) continue;
+    if (v6 && a->ifa_addr->sa_family == AF_INET6 &&
+        std::memcmp(&reinterpret_cast<sockaddr_in6*>(a->ifa_addr)->sin6_addr, &want6,
+                    sizeof want6) == 0)
+      found = a->ifa_name;
+    if (!v6 && a->ifa_addr->sa_family == AF_INET &&
+        reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr.s_addr == want4.s_addr)
+      found = a->ifa_name;
+  }
+  ::freeifaddrs(list);
+  return found;
+}
 }  // namespace
 
 kernel::DatapathOptions datapath_options(const policy::Settings& s) {
@@ -166,7 +194,13 @@ kernel::DatapathOptions datapath_options(const policy::Settings& s) {
 }
 
 std::optional<std::string> lockout_problem(const policy::RuleSet& rules, uint16_t ssh_port) {
-  if (!admits_ssh(rules, ssh_port))
+  // (a) over every interface's view together: a policy scoped by interface
+  // may admit SSH on the management NIC only.
+  const bool scoped = rules.policy && !rules.iface.empty() && !rules.policy->interface_roles.empty();
+  auto all = scoped ? policy::select_rules(*rules.policy, rules.profile)
+                    : std::variant<policy::RuleSet, policy::Diagnostic>(rules);
+  const auto* everywhere = std::get_if<policy::RuleSet>(&all);
+  if (!admits_ssh(everywhere ? *everywhere : rules, ssh_port))
     return fmt::format("no rule in force admits TCP to the SSH port {}: nobody could log in to "
                        "repair this host (add an admin SSH rule, or --force)",
                        ssh_port);
@@ -180,6 +214,10 @@ std::optional<std::string> lockout_problem(const policy::RuleSet& rules, uint16_
   }
   client = unmap_v4(client);
   server = unmap_v4(server);
+  // (b) only on the interface that carries the session, when views differ.
+  if (scoped)
+    if (auto carrier = interface_with_address(server); carrier && *carrier != rules.iface)
+      return std::nullopt;
   std::string spec_text = fmt::format("tcp {} -> {} flags A", endpoint_text(client, client_port),
                                       endpoint_text(server, server_port));
   auto spec = classify::parse_packet_spec(spec_text);
@@ -198,7 +236,8 @@ std::optional<std::string> lockout_problem(const policy::RuleSet& rules, uint16_
 
 std::variant<PreparedPolicy, Problems> prepare_policy_text(const ApplyOptions& req,
                                                            const std::string& text,
-                                                           const std::string& base_dir) {
+                                                           const std::string& base_dir,
+                                                           const std::string& iface) {
   bool embedded = req.policy_path.empty() || req.policy_path == "default";
   policy::ParseResult parsed =
       policy::parse_policy_text(text, embedded ? "<embedded default>" : req.policy_path, base_dir);
@@ -210,7 +249,7 @@ std::variant<PreparedPolicy, Problems> prepare_policy_text(const ApplyOptions& r
   }
   PreparedPolicy p;
   p.policy = std::make_unique<policy::Policy>(std::move(*parsed.policy));
-  auto selected = policy::select_rules(*p.policy, req.profile);
+  auto selected = policy::select_rules(*p.policy, req.profile, iface);
   if (auto* d = std::get_if<policy::Diagnostic>(&selected)) return Problems{d->to_string()};
   p.rules = std::get<policy::RuleSet>(std::move(selected));
   p.warnings = std::move(parsed.warnings);
@@ -231,15 +270,16 @@ std::variant<PreparedPolicy, Problems> prepare_policy_text(const ApplyOptions& r
   return p;
 }
 
-std::variant<PreparedPolicy, Problems> prepare_policy(const ApplyOptions& req) {
+std::variant<PreparedPolicy, Problems> prepare_policy(const ApplyOptions& req,
+                                                      const std::string& iface) {
   bool embedded = req.policy_path.empty() || req.policy_path == "default";
-  if (embedded) return prepare_policy_text(req, std::string(kDefaultPolicyYaml), ".");
+  if (embedded) return prepare_policy_text(req, std::string(kDefaultPolicyYaml), ".", iface);
   auto text = read_file(req.policy_path);
   if (!text)
     return Problems{req.policy_path + ": cannot read policy: " + std::strerror(errno)};
   const auto slash = req.policy_path.rfind('/');
   std::string dir = slash == std::string::npos ? "." : req.policy_path.substr(0, slash ? slash : 1);
-  return prepare_policy_text(req, *text, dir);
+  return prepare_policy_text(req, *text, dir, iface);
 }
 
 namespace {

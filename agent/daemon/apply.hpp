@@ -28,10 +28,11 @@ struct ApplyOptions {
   uint16_t ssh_port = 22; // the admin port the checks look for
 };
 
-// A policy read, validated and compiled, ready to load.
+// A policy read, validated and compiled for one interface (its view: the
+// rules whose `interfaces:` scope includes it), ready to load.
 struct PreparedPolicy {
   std::unique_ptr<policy::Policy> policy;  // RuleSet points into it
-  policy::RuleSet rules;
+  policy::RuleSet rules;                   // rules.iface: the interface
   std::vector<policy::Diagnostic> warnings;
   std::string text;      // exactly the text parsed
   std::string path;      // as given ("default" for the embedded policy)
@@ -49,12 +50,14 @@ using Problems = std::vector<std::string>;
 kernel::DatapathOptions datapath_options(const policy::Settings&);
 
 // Reads `req.policy_path` (or parses `text` when given, with `base_dir`),
-// selects the profile, compiles, and, in enforce mode without --force, runs
-// the anti-lock-out checks.
-std::variant<PreparedPolicy, Problems> prepare_policy(const ApplyOptions& req);
+// selects the profile and `iface`'s view, compiles, and, in enforce mode
+// without --force, runs the anti-lock-out checks.
+std::variant<PreparedPolicy, Problems> prepare_policy(const ApplyOptions& req,
+                                                      const std::string& iface);
 std::variant<PreparedPolicy, Problems> prepare_policy_text(const ApplyOptions& req,
                                                            const std::string& text,
-                                                           const std::string& base_dir);
+                                                           const std::string& base_dir,
+                                                           const std::string& iface);
 
 // Anti-lock-out (enforce mode): why the policy would cut the operator off,
 // or nullopt. (a) no rule in force admits TCP to `ssh_port` from anyone;

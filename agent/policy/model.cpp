@@ -1,5 +1,7 @@
 #include "policy/model.hpp"
 
+#include <algorithm>
+
 namespace xdpguard::policy {
 
 std::string Diagnostic::to_string() const {
@@ -37,6 +39,27 @@ const Profile* Policy::find_profile(const std::string& n) const {
   return nullptr;
 }
 
+const InterfaceRole* Policy::find_role(const std::string& n) const {
+  for (const auto& r : interface_roles)
+    if (r.name == n) return &r;
+  return nullptr;
+}
+
+bool Policy::names_interface(const std::string& iface) const {
+  for (const auto& r : interface_roles)
+    if (std::find(r.ifaces.begin(), r.ifaces.end(), iface) != r.ifaces.end()) return true;
+  return false;
+}
+
+bool Policy::applies_on(const Rule& rule, const std::string& iface) const {
+  if (rule.interface_roles.empty()) return true;
+  for (const auto& name : rule.interface_roles)
+    if (const InterfaceRole* role = find_role(name))
+      if (std::find(role->ifaces.begin(), role->ifaces.end(), iface) != role->ifaces.end())
+        return true;
+  return false;
+}
+
 const char* to_string(Protocol p) {
   switch (p) {
     case Protocol::Tcp: return "tcp";
@@ -71,6 +94,14 @@ const char* to_string(EgressMode m) {
     case EgressMode::Off: return "off";
     case EgressMode::Track: return "track";
     case EgressMode::Enforce: return "enforce";
+  }
+  return "?";
+}
+
+const char* to_string(UnlistedInterfaces u) {
+  switch (u) {
+    case UnlistedInterfaces::Unscoped: return "unscoped";
+    case UnlistedInterfaces::Refuse: return "refuse";
   }
   return "?";
 }

@@ -85,8 +85,24 @@ struct Rule {
   std::string purpose;
   bool enforced = true;      // false: kept as documentation, not compiled
   std::string not_enforced_reason;
+  // `interfaces:`: the interface roles this rule applies on; empty: every
+  // interface (docs/policy-format.md, "Interfaces").
+  std::vector<std::string> interface_roles;
   SourceLocation where;
 };
+
+// A role of the top-level `interfaces:` mapping: the host's interfaces that
+// play it (e.g. devices: [ens224]). Rules name roles, so one policy file
+// serves hosts whose NICs are named differently: only this mapping changes.
+struct InterfaceRole {
+  std::string name;
+  std::vector<std::string> ifaces;
+  SourceLocation where;
+};
+
+// What an interface that no role names gets: only the rules without
+// `interfaces:` (the stated default), or nothing: attaching there is refused.
+enum class UnlistedInterfaces { Unscoped, Refuse };
 
 // A named selection of rules, e.g. "secured-only".
 struct Profile {
@@ -122,6 +138,7 @@ struct Settings {
   // maps of at most `learn_entries` entries each.
   bool learn = false;
   uint32_t learn_entries = XDPG_LEARN_ENTRIES;
+  UnlistedInterfaces unlisted_interfaces = UnlistedInterfaces::Unscoped;
   SourceLocation where;               // of `settings:`; line 0 if absent
 };
 
@@ -134,10 +151,17 @@ struct Policy {
   std::vector<PeerSet> peer_sets;
   std::vector<Rule> rules;   // vendor rows first, then host essentials, in file order
   std::vector<Profile> profiles;
+  std::vector<InterfaceRole> interface_roles;  // `interfaces:`, in file order
   Settings settings;
 
   const PeerSet* find_peer_set(const std::string& name) const;
   const Profile* find_profile(const std::string& name) const;
+  const InterfaceRole* find_role(const std::string& name) const;
+  // Whether some role names `iface`.
+  bool names_interface(const std::string& iface) const;
+  // Whether `rule` applies on `iface`: it is unscoped, or one of its roles
+  // names the interface.
+  bool applies_on(const Rule& rule, const std::string& iface) const;
 };
 
 // The rules in force: enforced rules of the chosen profile, in policy order.
@@ -145,6 +169,7 @@ struct Policy {
 struct RuleSet {
   const Policy* policy = nullptr;
   std::string profile;  // empty: all enforced rules
+  std::string iface;    // the interface's view; empty: every rule whatever its scope
   struct Entry {
     const Rule* rule;
     const PeerSet* peers;  // nullptr for ethertype rules (any sender)
@@ -156,5 +181,6 @@ const char* to_string(Protocol);
 const char* to_string(Initiator);
 const char* to_string(Flow);
 const char* to_string(EgressMode);
+const char* to_string(UnlistedInterfaces);
 
 }  // namespace xdpguard::policy

@@ -43,10 +43,10 @@ std::optional<std::string> loosely_writable(const struct stat& st, const std::st
          "'";
 }
 constexpr std::string_view kTopKeys[] = {
-    "version", "name", "description", "peer_sets", "rules", "host_essentials", "profiles",
-    "settings"};
-constexpr std::string_view kSettingsKeys[] = {"mode", "egress", "timeouts", "flow_table_size",
-                                              "events", "learn"};
+    "version", "name", "description", "peer_sets", "interfaces", "rules", "host_essentials",
+    "profiles", "settings"};
+constexpr std::string_view kSettingsKeys[] = {"mode",   "egress", "timeouts", "flow_table_size",
+                                              "events", "learn",  "unlisted_interfaces"};
 constexpr std::string_view kEventKeys[] = {"rate", "burst"};
 constexpr std::string_view kLearnKeys[] = {"enabled", "entries"};
 // Each learn table holds at most this many entries (about 100 bytes each
@@ -67,7 +67,8 @@ constexpr std::string_view kPeerSetKeys[] = {"description", "cidrs", "file"};
 constexpr std::string_view kRuleKeys[] = {
     "id",         "section",  "row",       "protocol", "local_port",
     "remote_port", "icmp_types", "ethertypes", "peers", "initiator",
-    "flow",       "secured",  "purpose",   "enforced", "not_enforced_reason"};
+    "flow",       "secured",  "purpose",   "enforced", "not_enforced_reason",
+    "interfaces"};
 constexpr std::string_view kProfileKeys[] = {"description", "secured_only",
                                                                   "exclude_rules"};
 
@@ -183,6 +184,8 @@ class PolicyParser {
                           std::initializer_list<std::pair<std::string_view, E>> options);
 
   void parse_peer_sets(const Field& f);
+  void parse_interface_roles(const Field& f);
+  std::vector<std::string> rule_roles(const Field& f);
   void read_peer_file(PeerSet& set, const Field& f);
   void parse_rule_list(const Field& f, bool essential);
   void parse_rule(const YAML::Node& node, bool essential);
@@ -192,6 +195,7 @@ class PolicyParser {
                                   uint32_t max, const char* unit);
   void check_peer_references();
   void check_contradictions();
+  bool share_an_interface(const Rule& a, const Rule& b) const;
 
   std::string_view text_;
   std::string file_;
@@ -463,6 +467,70 @@ void PolicyParser::read_peer_file(PeerSet& set, const Field& f) {
   }
 }
 
+// `interfaces:` role -> interface names (one name or a list; an empty list
+// is a role no interface plays on this host).
+void PolicyParser::parse_interface_roles(const Field& f) {
+  if (!f.value.IsMap()) {
+    error(at(f), "interfaces: must be a mapping of role name to interface names");
+    return;
+  }
+  for (auto it = f.value.begin(); it != f.value.end(); ++it) {
+    // Copies: the iterator's pair is a temporary proxy.
+    const YAML::Node key = it->first;
+    const YAML::Node value = it->second;
+    const std::string name = key.IsScalar() ? key.Scalar() : "";
+    if (!is_name(name)) {
+      error(at(key), "interface role '" + name + "' must use only a-z, 0-9 and '-'");
+      continue;
+    }
+    if (const InterfaceRole* prev = policy_.find_role(name)) {
+      error(at(key), "duplicate interface role '" + name + "' (first at " +
+                         loc_string(prev->where) + ")");
+      continue;
+    }
+    InterfaceRole role{name, {}, at(key)};
+    const Field body{key, value};
+    const bool said_empty = value.IsSequence() && value.size() == 0;
+    if (said_empty)
+      warnings_.push_back({role.where, "interface role '" + name +
+                                           "' names no interface: rules scoped to it apply nowhere"});
+    else
+      for (const auto& n : items(body, "interfaces: " + name)) {
+        const std::string iface = n.IsScalar() ? n.Scalar() : "";
+        // The kernel's own limits on a name (IFNAMSIZ, dev_valid_name).
+        const bool valid = !iface.empty() && iface.size() < 16 && iface != "." && iface != ".." &&
+                           iface.find_first_of("/: \t\n") == std::string::npos;
+        if (!valid)
+          error(at(n), "interfaces: " + name + ": '" + iface +
+                           "' is not an interface name (1-15 characters, no '/', ':' or space)");
+        else
+          role.ifaces.push_back(iface);
+      }
+    policy_.interface_roles.push_back(std::move(role));
+  }
+}
+
+// A rule's `interfaces:`: roles of the top-level mapping, never interface
+// names (a misspelt role must be an error, not a rule that applies nowhere).
+std::vector<std::string> PolicyParser::rule_roles(const Field& f) {
+  std::vector<std::string> out;
+  std::vector<std::string_view> known;
+  for (const auto& r : policy_.interface_roles) known.push_back(r.name);
+  for (const auto& n : items(f, "interfaces")) {
+    const std::string name = n.IsScalar() ? n.Scalar() : "";
+    if (policy_.find_role(name))
+      out.push_back(name);
+    else if (known.empty())
+      error(at(n), "interfaces: '" + name +
+                       "' is not an interface role; the policy has no top-level 'interfaces:' "
+                       "mapping roles to this host's interfaces");
+    else
+      error(at(n), "interfaces: unknown interface role '" + name + "' (the policy defines " +
+                       join(known) + ")" + did_you_mean(name, known));
+  }
+  return out;
+}
+
 void PolicyParser::parse_rule_list(const Field& f, bool essential) {
   if (!f.value.IsSequence()) {
     error(at(f), f.key.Scalar() + ": must be a list of rules");
@@ -527,6 +595,7 @@ void PolicyParser::parse_rule(const YAML::Node& node, bool essential) {
 
   if (const Field* f = get(fs, "enforced"))
     if (auto b = bool_value(*f, "enforced")) r.enforced = *b;
+  if (const Field* f = get(fs, "interfaces")) r.interface_roles = rule_roles(*f);
   const Field* reason = get(fs, "not_enforced_reason");
   if (!r.enforced && !reason)
     error(r.where, what + "enforced: false needs a not_enforced_reason");
@@ -752,6 +821,11 @@ void PolicyParser::parse_settings(const Field& f) {
           s.learn_entries = *v;
     }
   }
+  if (const Field* u = get(fs, "unlisted_interfaces"))
+    if (auto v = choice<UnlistedInterfaces>(*u, "unlisted_interfaces",
+                                            {{"unscoped", UnlistedInterfaces::Unscoped},
+                                             {"refuse", UnlistedInterfaces::Refuse}}))
+      s.unlisted_interfaces = *v;
   const Field* t = get(fs, "timeouts");
   if (!t) return;
   if (!t->value.IsMap()) {
@@ -795,6 +869,16 @@ void PolicyParser::check_peer_references() {
                            "peer set '" + policy_.peer_sets[i].name + "' is not used by any rule"});
 }
 
+// Whether two rules are ever in force on the same interface: an unscoped rule
+// is everywhere; scoped ones meet where their roles name a common interface.
+bool PolicyParser::share_an_interface(const Rule& a, const Rule& b) const {
+  if (a.interface_roles.empty() || b.interface_roles.empty()) return true;
+  for (const auto& role : policy_.interface_roles)
+    for (const auto& iface : role.ifaces)
+      if (policy_.applies_on(a, iface) && policy_.applies_on(b, iface)) return true;
+  return false;
+}
+
 // Two rules in force that disagree about the same packets are an error: the
 // datapath would let the first one decide, silently overriding the second.
 void PolicyParser::check_contradictions() {
@@ -809,6 +893,7 @@ void PolicyParser::check_contradictions() {
       const PeerSet* pa = policy_.find_peer_set(a.peers);
       const PeerSet* pb = policy_.find_peer_set(b.peers);
       if (!pa || !pb || !peer_sets_overlap(*pa, *pb)) continue;
+      if (!share_an_interface(a, b)) continue;
       const std::string proto = to_string(a.protocol);
       uint16_t port = 0;
       auto report = [&](const char* side, Flow special) {
@@ -870,6 +955,8 @@ ParseResult PolicyParser::run() {
   if (const Field* f = get(fs, "description"))
     if (auto s = string_value(*f, "description")) policy_.description = *s;
   if (const Field* f = get(fs, "peer_sets")) parse_peer_sets(*f);
+  // Before the rules, which name its roles.
+  if (const Field* f = get(fs, "interfaces")) parse_interface_roles(*f);
   if (const Field* f = require(fs, "rules", top, "")) parse_rule_list(*f, false);
   if (const Field* f = get(fs, "host_essentials")) parse_rule_list(*f, true);
   if (const Field* f = get(fs, "profiles")) parse_profiles(*f);
@@ -917,7 +1004,19 @@ ParseResult parse_policy_file(const std::string& path, ParseOptions options) {
   return parse_policy_text(buf.str(), path, dir, options);
 }
 
-std::variant<RuleSet, Diagnostic> select_rules(const Policy& policy, const std::string& profile) {
+std::variant<RuleSet, Diagnostic> select_rules(const Policy& policy, const std::string& profile,
+                                               const std::string& iface) {
+  if (!iface.empty() && !policy.interface_roles.empty() && !policy.names_interface(iface) &&
+      policy.settings.unlisted_interfaces == UnlistedInterfaces::Refuse) {
+    std::vector<std::string_view> named;
+    for (const auto& role : policy.interface_roles)
+      for (const auto& n : role.ifaces) named.push_back(n);
+    return Diagnostic{policy.settings.where,
+                      "interface '" + iface + "' is not in the policy's 'interfaces:' (" +
+                          (named.empty() ? std::string("none named") : join(named)) +
+                          ") and settings say unlisted_interfaces: refuse; add it to a role" +
+                          did_you_mean(iface, named)};
+  }
   const Profile* prof = nullptr;
   if (!profile.empty()) {
     prof = policy.find_profile(profile);
@@ -933,8 +1032,10 @@ std::variant<RuleSet, Diagnostic> select_rules(const Policy& policy, const std::
   RuleSet set;
   set.policy = &policy;
   set.profile = profile;
+  set.iface = iface;
   for (const Rule& r : policy.rules) {
     if (!r.enforced) continue;
+    if (!iface.empty() && !policy.applies_on(r, iface)) continue;
     if (prof) {
       if (prof->secured_only && !r.essential && !r.secured) continue;
       if (std::find(prof->exclude_rules.begin(), prof->exclude_rules.end(), r.id) !=

@@ -31,8 +31,13 @@ ParseResult parse_policy_text(std::string_view text, const std::string& display_
 ParseResult parse_policy_file(const std::string& path, ParseOptions options = {});
 
 // The rules in force for `profile` ("" = all enforced rules), in policy order.
-// Errors: unknown profile, more than XDPG_MAX_RULES rules.
-std::variant<RuleSet, Diagnostic> select_rules(const Policy& policy, const std::string& profile);
+// With `iface`, that interface's view: the rules without `interfaces:` and
+// those whose roles name it; an interface no role names gets only the
+// unscoped ones, or is refused (settings.unlisted_interfaces). Without it,
+// every rule whatever its scope. Errors: unknown profile, a refused
+// interface, more than XDPG_MAX_RULES rules.
+std::variant<RuleSet, Diagnostic> select_rules(const Policy& policy, const std::string& profile,
+                                               const std::string& iface = "");
 
 // One warning per peer set that still admits any address, by name.
 std::vector<Diagnostic> peer_set_warnings(const Policy& policy, const RuleSet& rules);

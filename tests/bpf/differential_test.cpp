@@ -16,13 +16,18 @@
 // - with egress enforced and no flow ever opened (the egress program is not
 //   run), every packet that egress-off would pass through a remote port is
 //   dropped no_flow on the same rule, and every other packet is decided as
-//   with egress off.
+//   with egress off;
+// - with the policy split over three NICs by `interfaces:`, the program
+//   compiled from the devices NIC's view agrees with the reference given the
+//   same view, on packets aimed at every rule of the whole policy (those of
+//   the other NICs included, which must be dropped here).
 // Sequences through both programs are tests/bpf/flow_differential_test.cpp.
 // The packet count is XDPGUARD_DIFF_PACKETS (default 1,000,000 in total).
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <random>
@@ -218,8 +223,25 @@ struct Scenario {
   Sets sets;
   uint64_t seed;
   uint8_t egress_mode = XDPG_EGRESS_OFF;
+  // Set: the default policy split over three NICs (scope_three_nics), and the
+  // program holds this interface's view.
+  const char* iface = "";
 };
-constexpr size_t kScenarios = 5;
+constexpr size_t kScenarios = 6;
+
+// The vendor's multi-NIC layout: clients on xg-clients, managed devices on
+// xg-devices, admin SSH on xg-mgmt; everything else unscoped.
+void scope_three_nics(policy::Policy& pol) {
+  pol.interface_roles = {{"clients", {"xg-clients"}, {}},
+                         {"devices", {"xg-devices"}, {}},
+                         {"management", {"xg-mgmt"}, {}}};
+  for (auto& r : pol.rules) {
+    if (r.peers == "managed-devices") r.interface_roles = {"devices"};
+    if (r.peers == "ovoc-clients" || r.peers == "teams" || r.peers == "endpoints")
+      r.interface_roles = {"clients"};
+    if (r.id == "admin-ssh") r.interface_roles = {"management"};
+  }
+}
 
 class Differential : public ::testing::TestWithParam<Scenario> {};
 
@@ -234,9 +256,19 @@ TEST_P(Differential, XdpAgreesWithReferenceOnEveryPacket) {
   if (sc.sets == Sets::Narrowed) testing::narrow_peer_sets(pol, rng);
   if (sc.sets == Sets::Nested) edges = testing::nest_peer_sets(pol, rng);
 
-  auto selected = policy::select_rules(pol, sc.profile);
+  if (*sc.iface) scope_three_nics(pol);
+  auto selected = policy::select_rules(pol, sc.profile, sc.iface);
   ASSERT_TRUE(std::holds_alternative<policy::RuleSet>(selected));
   const auto& rules = std::get<policy::RuleSet>(selected);
+  // Packets for every rule of the policy, those of the other interfaces too.
+  auto whole = policy::select_rules(pol, sc.profile);
+  ASSERT_TRUE(std::holds_alternative<policy::RuleSet>(whole));
+  if (*sc.iface) {  // the shape this scenario exists for
+    EXPECT_LT(rules.rules.size(), std::get<policy::RuleSet>(whole).rules.size());
+    EXPECT_TRUE(std::any_of(rules.rules.begin(), rules.rules.end(), [](const auto& e) {
+      return e.rule->id == "device-snmp-traps-162";
+    }));
+  }
 
   kernel::DatapathOptions options;
   options.frag_timeout_ns = ~0ULL;  // the reference's clock stands still
@@ -258,7 +290,7 @@ TEST_P(Differential, XdpAgreesWithReferenceOnEveryPacket) {
   ref_options.egress_mode = XDPG_EGRESS_OFF;
   classify::ReferenceClassifier stateless(rules, ref_options);
   const bool tracking = sc.egress_mode != XDPG_EGRESS_OFF;
-  PacketGenerator gen(sc.seed, vocabulary(rules), edges);
+  PacketGenerator gen(sc.seed, vocabulary(std::get<policy::RuleSet>(whole)), edges);
   ExpectedCounters expected;
   std::vector<uint8_t> frame;
   size_t passes = 0;
@@ -311,7 +343,9 @@ INSTANTIATE_TEST_SUITE_P(
                       Scenario{"narrowed_sets", "", Sets::Narrowed, 2},
                       Scenario{"secured_only_narrowed", "secured-only", Sets::Narrowed, 3},
                       Scenario{"enforce_without_flows", "", Sets::Narrowed, 4, XDPG_EGRESS_ENFORCE},
-                      Scenario{"nested_lengths", "", Sets::Nested, 5}),
+                      Scenario{"nested_lengths", "", Sets::Nested, 5},
+                      Scenario{"devices_nic_view", "", Sets::Narrowed, 6, XDPG_EGRESS_OFF,
+                               "xg-devices"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

@@ -39,6 +39,10 @@ CLI_MAC="02:00:0a:c8:00:02"
 
 E2E_WORK=""
 E2E_PIDS=()
+# More namespaces and server interfaces a test adds (test_interfaces): the
+# cleanup deletes the namespaces and detaches the interfaces.
+E2E_EXTRA_NS=()
+E2E_EXTRA_IFS=()
 E2E_ATTACHED=0
 E2E_PIN_DIR=""
 E2E_MADE_PIN_ROOT=0
@@ -67,6 +71,11 @@ e2e_cleanup() {
   if ((E2E_ATTACHED)); then
     xg detach --iface "$SRV_IF" >/dev/null 2>&1 || log "detach failed during cleanup"
   fi
+  local extra
+  for extra in "${E2E_EXTRA_IFS[@]}"; do
+    xg detach --iface "$extra" >/dev/null 2>&1
+    rm -rf "/sys/fs/bpf/xdpguard/${extra}@netns$(stat -L -c %i "/run/netns/$SRV_NS")"
+  done
   local i
   for i in "${!E2E_PIDS[@]}"; do
     kill "${E2E_PIDS[$i]}" 2>/dev/null
@@ -90,6 +99,7 @@ e2e_cleanup() {
   # Deleting a namespace deletes its end of the veth, and with it the pair.
   ip netns del "$SRV_NS" 2>/dev/null
   ip netns del "$CLI_NS" 2>/dev/null
+  for extra in "${E2E_EXTRA_NS[@]}"; do ip netns del "$extra" 2>/dev/null; done
   if [[ -n $E2E_PIN_DIR && -d $E2E_PIN_DIR ]]; then
     rm -rf "$E2E_PIN_DIR"
   fi
@@ -241,10 +251,11 @@ xdp_mode() {
     "$PY" -c 'import json,sys; l=json.load(sys.stdin)[0]; print(l.get("xdp",{}).get("mode",0))'
 }
 
-# stats_snapshot FILE: the counters as JSON.
+# stats_snapshot FILE [IF]: the counters as JSON (of the server's interface,
+# or IF).
 stats_snapshot() {
-  xg stats --iface "$SRV_IF" --json >"$1" 2>>"$E2E_WORK/xdpguard.log" ||
-    fail "xdpguard stats --json failed"
+  xg stats --iface "${2:-$SRV_IF}" --json >"$1" 2>>"$E2E_WORK/xdpguard.log" ||
+    fail "xdpguard stats --iface ${2:-$SRV_IF} --json failed"
   cp "$1" "$E2E_WORK/stats.last"
 }
 
@@ -316,12 +327,12 @@ expect_delta() { expect_deltas "$1" "$2" "$3 $4 $5"; }
 
 # wait_quiet: wait until the counters stop moving (ARP/NDP/MLD chatter after
 # a link comes up), so exact deltas measure only what the test sends.
-wait_quiet() {
+wait_quiet() {  # [IF] (default: the server's interface)
   local a="$E2E_WORK/quiet.a" b="$E2E_WORK/quiet.b" i
-  stats_snapshot "$a"
+  stats_snapshot "$a" "${1:-}"
   for i in $(seq 1 20); do
     sleep 1
-    stats_snapshot "$b"
+    stats_snapshot "$b" "${1:-}"
     if cmp -s "$a" "$b"; then return 0; fi
     mv "$b" "$a"
   done
