@@ -183,6 +183,12 @@ class PolicyParser {
   std::optional<E> choice(const Field& f, std::string_view key,
                           std::initializer_list<std::pair<std::string_view, E>> options);
 
+  // The entries of a mapping of names (peer sets, interface roles,
+  // profiles): `each(name, key, value)` for every well-formed name not seen
+  // before (`earlier(name)` is where it was, or nullptr); errors for the rest.
+  template <class Earlier, class Each>
+  void named_entries(const Field& f, const std::string& not_a_mapping, const std::string& what,
+                     size_t max_len, Earlier earlier, Each each);
   void parse_peer_sets(const Field& f);
   void parse_interface_roles(const Field& f);
   std::vector<std::string> rule_roles(const Field& f);
@@ -370,9 +376,12 @@ std::optional<E> PolicyParser::choice(const Field& f, std::string_view key,
   return std::nullopt;
 }
 
-void PolicyParser::parse_peer_sets(const Field& f) {
+template <class Earlier, class Each>
+void PolicyParser::named_entries(const Field& f, const std::string& not_a_mapping,
+                                 const std::string& what, size_t max_len, Earlier earlier,
+                                 Each each) {
   if (!f.value.IsMap()) {
-    error(at(f), "peer_sets: must be a mapping of set name to set");
+    error(at(f), not_a_mapping);
     return;
   }
   for (auto it = f.value.begin(); it != f.value.end(); ++it) {
@@ -380,15 +389,26 @@ void PolicyParser::parse_peer_sets(const Field& f) {
     const YAML::Node key = it->first;
     const YAML::Node value = it->second;
     const std::string name = key.IsScalar() ? key.Scalar() : "";
-    if (!is_name(name)) {
-      error(at(key), "peer set name '" + name + "' must use only a-z, 0-9 and '-'");
+    if (!is_name(name) || (max_len && name.size() > max_len)) {
+      error(at(key), what + " name '" + name + "' must use only a-z, 0-9 and '-'" +
+                         (max_len ? ", at most " + std::to_string(max_len) + " characters" : ""));
       continue;
     }
-    if (policy_.find_peer_set(name)) {
-      error(at(key), "duplicate peer set '" + name + "' (first at " +
-                         loc_string(policy_.find_peer_set(name)->where) + ")");
+    if (const SourceLocation* prev = earlier(name)) {
+      error(at(key), "duplicate " + what + " '" + name + "' (first at " + loc_string(*prev) + ")");
       continue;
     }
+    each(name, key, value);
+  }
+}
+
+void PolicyParser::parse_peer_sets(const Field& f) {
+  auto earlier = [&](const std::string& name) {
+    const PeerSet* p = policy_.find_peer_set(name);
+    return p ? &p->where : nullptr;
+  };
+  named_entries(f, "peer_sets: must be a mapping of set name to set", "peer set", 0, earlier,
+                [&](const std::string& name, const YAML::Node& key, const YAML::Node& value) {
     PeerSet set;
     set.name = name;
     set.where = at(key);
@@ -396,7 +416,7 @@ void PolicyParser::parse_peer_sets(const Field& f) {
     if (!value.IsMap()) {
       error(at(body), "peer set '" + name + "': must be a mapping with cidrs and/or file");
       policy_.peer_sets.push_back(std::move(set));
-      continue;
+      return;
     }
     Fields fs = fields(value, kPeerSetKeys);
     if (const Field* d = get(fs, "description"))
@@ -424,7 +444,7 @@ void PolicyParser::parse_peer_sets(const Field& f) {
       }
     if (file) read_peer_file(set, *file);
     policy_.peer_sets.push_back(std::move(set));
-  }
+  });
 }
 
 // One CIDR per line; '#' starts a comment; blank lines are skipped.
@@ -470,24 +490,13 @@ void PolicyParser::read_peer_file(PeerSet& set, const Field& f) {
 // `interfaces:` role -> interface names (one name or a list; an empty list
 // is a role no interface plays on this host).
 void PolicyParser::parse_interface_roles(const Field& f) {
-  if (!f.value.IsMap()) {
-    error(at(f), "interfaces: must be a mapping of role name to interface names");
-    return;
-  }
-  for (auto it = f.value.begin(); it != f.value.end(); ++it) {
-    // Copies: the iterator's pair is a temporary proxy.
-    const YAML::Node key = it->first;
-    const YAML::Node value = it->second;
-    const std::string name = key.IsScalar() ? key.Scalar() : "";
-    if (!is_name(name)) {
-      error(at(key), "interface role '" + name + "' must use only a-z, 0-9 and '-'");
-      continue;
-    }
-    if (const InterfaceRole* prev = policy_.find_role(name)) {
-      error(at(key), "duplicate interface role '" + name + "' (first at " +
-                         loc_string(prev->where) + ")");
-      continue;
-    }
+  auto earlier = [&](const std::string& name) {
+    const InterfaceRole* r = policy_.find_role(name);
+    return r ? &r->where : nullptr;
+  };
+  named_entries(f, "interfaces: must be a mapping of role name to interface names",
+                "interface role", 0, earlier,
+                [&](const std::string& name, const YAML::Node& key, const YAML::Node& value) {
     InterfaceRole role{name, {}, at(key)};
     const Field body{key, value};
     const bool said_empty = value.IsSequence() && value.size() == 0;
@@ -507,7 +516,7 @@ void PolicyParser::parse_interface_roles(const Field& f) {
           role.ifaces.push_back(iface);
       }
     policy_.interface_roles.push_back(std::move(role));
-  }
+  });
 }
 
 // A rule's `interfaces:`: roles of the top-level mapping, never interface
@@ -716,30 +725,19 @@ void PolicyParser::parse_rule(const YAML::Node& node, bool essential) {
 }
 
 void PolicyParser::parse_profiles(const Field& f) {
-  if (!f.value.IsMap()) {
-    error(at(f), "profiles: must be a mapping of profile name to profile");
-    return;
-  }
-  for (auto it = f.value.begin(); it != f.value.end(); ++it) {
-    // Copies: the iterator's pair is a temporary proxy.
-    const YAML::Node key = it->first;
-    const YAML::Node value = it->second;
-    const std::string name = key.IsScalar() ? key.Scalar() : "";
-    if (!is_name(name) || name.size() > kMaxProfileNameLen) {
-      error(at(key), "profile name '" + name + "' must use only a-z, 0-9 and '-', at most " +
-                         std::to_string(kMaxProfileNameLen) + " characters");
-      continue;
-    }
-    if (const Profile* prev = policy_.find_profile(name)) {
-      error(at(key), "duplicate profile '" + name + "' (first at " + loc_string(prev->where) + ")");
-      continue;
-    }
+  auto earlier = [&](const std::string& name) {
+    const Profile* p = policy_.find_profile(name);
+    return p ? &p->where : nullptr;
+  };
+  named_entries(f, "profiles: must be a mapping of profile name to profile", "profile",
+                kMaxProfileNameLen, earlier,
+                [&](const std::string& name, const YAML::Node& key, const YAML::Node& value) {
     Profile prof;
     prof.name = name;
     prof.where = at(key);
     if (!value.IsMap()) {
       error(at(Field{key, value}), "profile '" + name + "': must be a mapping");
-      continue;
+      return;
     }
     Fields fs = fields(value, kProfileKeys);
     if (const Field* d = get(fs, "description"))
@@ -762,7 +760,7 @@ void PolicyParser::parse_profiles(const Field& f) {
           prof.exclude_rules.push_back(n.Scalar());
       }
     policy_.profiles.push_back(std::move(prof));
-  }
+  });
 }
 
 std::optional<uint32_t> PolicyParser::bounded(const Field& f, const std::string& key,
