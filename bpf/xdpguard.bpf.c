@@ -175,8 +175,6 @@ struct {
  * (burst - 1) * interval. */
 const volatile __u64 event_interval_ns = 100000000ULL;   /* 10 per second */
 const volatile __u64 event_tolerance_ns = 1900000000ULL; /* burst of 20 */
-/* top_gap[g] = 2^32 x (1 - 1/XDPG_TOP_SAMPLE)^g, capped (xdpg_top_gap). */
-const volatile __u32 top_gap[XDPG_TOP_GAP_STEPS] = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -957,75 +955,6 @@ static __always_inline void xdpg_top_drops(const struct xdpg_event *info, __u8 d
 	xdpg_top_count(&top_peers, &rk, weight);
 }
 
-/* The event bucket of a direction and reason on this CPU. */
-static __always_inline struct xdpg_event_limit *xdpg_event_bucket(__u8 dir, __u32 reason)
-{
-	__u32 idx = dir * XDPG_DROP_REASON_COUNT + (reason < XDPG_DROP_REASON_COUNT ? reason : 0);
-
-	return bpf_map_lookup_elem(&event_limits, &idx);
-}
-
-/* The flooded drop, in line: in a quiet jiffy (no event to give, the exact
- * drops spent) a drop the drawn sample skips is only counted as suppressed.
- * Returns 0 when that was all; otherwise the drop goes through
- * xdpg_drop_event, out of line. A few per-CPU loads and stores, no helper. */
-static __always_inline int xdpg_drop_quiet(__u8 dir, __u32 reason)
-{
-	struct xdpg_event_limit *lim = xdpg_event_bucket(dir, reason);
-
-	if (!lim)
-		return 0;
-	if (lim->quiet_jiffies != bpf_jiffies64() || !lim->skip)
-		return 1;
-	lim->skip -= 1;
-	lim->suppressed += 1;
-	lim->pending += 1;
-	return 0;
-}
-
-/* The gap between two sampled drops, drawn at once: P(gap >= g) =
- * (1 - 1/XDPG_TOP_SAMPLE)^g = top_gap[g] / 2^32 (filled by the loader), the
- * law of independent 1-in-XDPG_TOP_SAMPLE draws per drop. The number of g
- * with u < top_gap[g], by binary search. */
-static __always_inline __u32 xdpg_top_gap(void)
-{
-	__u32 u = bpf_get_prandom_u32(), g = 0, step;
-
-#pragma clang loop unroll(full)
-	for (step = XDPG_TOP_GAP_STEPS / 2; step; step >>= 1)
-		if (u < top_gap[(g + step) & (XDPG_TOP_GAP_STEPS - 1)])
-			g += step;
-	return g;
-}
-
-/* This drop's top-list weight past the exact ones: XDPG_TOP_SAMPLE for one
- * drop in XDPG_TOP_SAMPLE, else 0. The gap to the next sample is drawn ahead
- * and the drops in it are `skip` (xdpg_drop_quiet takes them in line); a gap
- * at the table's end (g >= XDPG_TOP_GAP_STEPS - 1) is cut there, and the law
- * being memoryless the drop after it draws afresh. */
-static __always_inline __u64 xdpg_top_weight(struct xdpg_event_limit *lim)
-{
-	__u32 g;
-
-	if (lim->skip) {
-		lim->skip -= 1;
-		return 0;
-	}
-	g = xdpg_top_gap();
-	if (lim->sample_due) {
-		/* This drop is the sample; g drops to the next one. */
-		lim->skip = g;
-		lim->sample_due = g < XDPG_TOP_GAP_STEPS - 1;
-		return XDPG_TOP_SAMPLE;
-	}
-	/* Afresh: this drop is the gap's first. */
-	if (!g)
-		return XDPG_TOP_SAMPLE; /* and the next drop draws afresh */
-	lim->skip = g - 1;
-	lim->sample_due = g < XDPG_TOP_GAP_STEPS - 1;
-	return 0;
-}
-
 /* Every drop counts in the top lists (exactly, or sampled under a flood);
  * a sample of them, at most the rate per CPU and reason, becomes an event.
  * The packet is parsed again only when one of the two needs it. */
@@ -1035,38 +964,28 @@ static __always_inline void xdpg_drop_event(struct xdpg_cursor *c, __u32 ifindex
 	struct xdpg_event info = {};
 	struct xdpg_event_limit *lim;
 	struct xdpg_event *e = NULL;
-	__u64 jiffies, now, tat, weight = 1;
-	int blocked = 0;
+	__u32 idx;
+	__u64 now, tat, weight = 1;
 
-	lim = xdpg_event_bucket(dir, reason);
+	idx = dir * XDPG_DROP_REASON_COUNT + (reason < XDPG_DROP_REASON_COUNT ? reason : 0);
+	lim = bpf_map_lookup_elem(&event_limits, &idx);
 	if (!lim)
 		return;
 	/* The clock is read once per jiffy (maps.h): bpf_jiffies64() is one
 	 * inlined load, cheaper than either clock helper. */
-	jiffies = bpf_jiffies64();
-	if (jiffies != lim->jiffies) {
-		lim->jiffies = jiffies;
+	now = bpf_jiffies64();
+	if (now != lim->jiffies) {
+		lim->jiffies = now;
 		lim->now_ns = xdpg_now();
 		lim->tick_drops = 0;
-		/* Memoryless: a sample drawn ahead may be dropped unused. */
-		lim->skip = 0;
-		lim->sample_due = 0;
 	}
-	if (lim->tick_drops < XDPG_TOP_EXACT_PER_TICK)
-		lim->tick_drops += 1;
-	else
-		weight = xdpg_top_weight(lim);
+	lim->tick_drops += 1;
+	if (lim->tick_drops > XDPG_TOP_EXACT_PER_TICK)
+		weight = bpf_get_prandom_u32() % XDPG_TOP_SAMPLE ? 0 : XDPG_TOP_SAMPLE;
 	now = lim->now_ns;
 	tat = lim->tat_ns > now ? lim->tat_ns : now;
-	if (event_interval_ns && tat - now <= event_tolerance_ns) {
+	if (event_interval_ns && tat - now <= event_tolerance_ns)
 		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-		blocked = !e;
-	} else {
-		blocked = 1;
-	}
-	/* Until the next jiffy the bucket gets no token (its clock is the
-	 * jiffy's) and a full ring buffer is not tried again. */
-	lim->quiet_jiffies = blocked && lim->tick_drops >= XDPG_TOP_EXACT_PER_TICK ? jiffies : 0;
 	if (!e) {
 		/* Over the rate, or the agent is behind: the sample is lost, and counted. */
 		lim->suppressed += 1;
@@ -1092,8 +1011,6 @@ static __always_inline void xdpg_drop_event(struct xdpg_cursor *c, __u32 ifindex
 	bpf_ringbuf_submit(e, 0);
 	lim->pending = 0;
 	lim->emitted += 1;
-	if (lim->tick_drops >= XDPG_TOP_EXACT_PER_TICK && lim->tat_ns - now > event_tolerance_ns)
-		lim->quiet_jiffies = jiffies;
 }
 
 /* ---- learning the peer sets (maps.h, docs/learn.md) ------------------------ */
@@ -1269,7 +1186,7 @@ int xdpguard_ingress(struct xdp_md *ctx)
 	xdpg_count(&d, len, &rule_counters, &reason_counters);
 	if (rec.record)
 		xdpg_frag_store(&rec, &d);
-	if (d.verdict != XDP_PASS && xdpg_drop_quiet(XDPG_DIR_INGRESS, d.reason))
+	if (d.verdict != XDP_PASS)
 		xdpg_drop_event_xdp(ctx, d.reason, d.rule);
 	if (learn_enabled && xdpg_learns(&d))
 		xdpg_learn_xdp(ctx, d.rule);
@@ -1307,11 +1224,9 @@ int xdpguard_egress(struct __sk_buff *skb)
 	if (d.verdict == XDP_PASS)
 		return TC_ACT_OK;
 	if (egress_mode != XDPG_EGRESS_ENFORCE || audit_mode) {
-		if (xdpg_drop_quiet(XDPG_DIR_EGRESS, d.reason))
-			xdpg_drop_event_tc(skb, d.reason, d.rule, 1);
+		xdpg_drop_event_tc(skb, d.reason, d.rule, 1);
 		return TC_ACT_OK;
 	}
-	if (xdpg_drop_quiet(XDPG_DIR_EGRESS, d.reason))
-		xdpg_drop_event_tc(skb, d.reason, d.rule, 0);
+	xdpg_drop_event_tc(skb, d.reason, d.rule, 0);
 	return TC_ACT_SHOT;
 }

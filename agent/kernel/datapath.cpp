@@ -227,10 +227,6 @@ Result<Datapath> Datapath::load(const compile::CompiledPolicy& policy,
   } else {
     skel->rodata->event_interval_ns = 0;
   }
-  // The law of the gap between two sampled drops (xdpg_top_gap).
-  long double tail = 1.0L;
-  for (uint32_t g = 0; g < XDPG_TOP_GAP_STEPS; ++g, tail *= 1.0L - 1.0L / XDPG_TOP_SAMPLE)
-    skel->rodata->top_gap[g] = static_cast<uint32_t>(std::min(tail * 4294967296.0L, 4294967295.0L));
   auto slots = slot_table(options, policy.rule_meta.size());
   if (!slots) return slots.error();
   for (uint32_t i = 0; i < XDPG_MAX_RULES; ++i) skel->rodata->rule_slot[i] = (*slots)[i];

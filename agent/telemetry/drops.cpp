@@ -20,7 +20,7 @@ static_assert(sizeof(xdpg_event) == 72);
 static_assert(offsetof(xdpg_event, sport) == 24 && offsetof(xdpg_event, direction) == 30 &&
               offsetof(xdpg_event, icmp_type) == 36 && offsetof(xdpg_event, saddr) == 40 &&
               offsetof(xdpg_event, daddr) == 56);
-static_assert(sizeof(xdpg_event_limit) == 64);
+static_assert(sizeof(xdpg_event_limit) == 56);
 static_assert(XDPG_TOP_PORT_ENTRIES == 8 << 16);
 static_assert(sizeof(xdpg_top_peer_key) == 20 && offsetof(xdpg_top_peer_key, addr) == 4);
 

@@ -29,7 +29,7 @@
 
 /* Bumped whenever a map below changes shape; pinned maps carry it in
  * xdpg_info so an agent never mixes generations. */
-#define XDPG_LAYOUT_VERSION 8
+#define XDPG_LAYOUT_VERSION 7
 
 /* A rule is one bit of a __u64 mask. */
 #define XDPG_MAX_RULES 64
@@ -300,31 +300,16 @@ struct xdpg_event_limit {
 	 * a tick and so only ever makes the limit stricter. */
 	__u64 jiffies;
 	__u64 now_ns;
-	/* Drops of this CPU and reason in the current jiffy, up to
-	 * XDPG_TOP_EXACT_PER_TICK: the top lists count those exactly, then a
-	 * random one in XDPG_TOP_SAMPLE with that weight (docs/telemetry.md). */
-	__u16 tick_drops;
-	/* The sample drawn ahead: the next `skip` drops are not counted in the
-	 * top lists, and the one after them is if `sample_due` (else it draws
-	 * afresh). */
-	__u8 sample_due;
-	__u8 pad;
-	__u32 skip;
-	/* The jiffy in which this bucket is known to have no event to give (or
-	 * the ring buffer was full) and the exact drops are spent; 0 otherwise.
-	 * A drop in that jiffy with `skip` left only counts as suppressed, in
-	 * line (docs/telemetry.md). jiffies64 never reads 0 (INITIAL_JIFFIES). */
-	__u64 quiet_jiffies;
+	/* Drops of this CPU and reason in the current jiffy: the top lists
+	 * count the first XDPG_TOP_EXACT_PER_TICK exactly, then a random one in
+	 * XDPG_TOP_SAMPLE with that weight (docs/telemetry.md). */
+	__u64 tick_drops;
 };
 /* Below about 16,000-64,000 drops/s per CPU and reason (HZ 250-1000) the top
- * lists are exact; above, a flooded drop costs a few per-CPU stores, and one
- * in XDPG_TOP_SAMPLE a random number and the two map updates (the top_peers
- * hash costs ~20 ns even when it hits). */
+ * lists are exact; above, a flood costs each drop a random number, not two
+ * map updates (the top_peers hash costs ~20 ns even when it hits). */
 #define XDPG_TOP_EXACT_PER_TICK 64
 #define XDPG_TOP_SAMPLE 16
-/* The gap to the next sampled drop is drawn from a table of this many steps
- * (rodata top_gap): P(gap >= 255) = 7e-8, where the draw starts over. */
-#define XDPG_TOP_GAP_STEPS 256
 
 /* top_ports: ARRAY[XDPG_TOP_PORT_ENTRIES] of __u64 dropped packets, one
  * per (direction, class, port), atomic adds, BPF_F_MMAPABLE (the agent reads

@@ -303,27 +303,6 @@ TEST(DropEvents, TheTopListsAreExactBelowTheFloodThreshold) {
   EXPECT_EQ(tops->peers[0].packets, uint64_t{XDPG_TOP_EXACT_PER_TICK});
 }
 
-// Past the exact drops of a jiffy with no event to give, a drop the drawn
-// sample skips is counted in line (xdpg_drop_quiet), on egress as on
-// ingress: the counts stay exact and the top lists the sample's estimate.
-TEST(DropEvents, EgressFloodKeepsEveryCountExact) {
-  constexpr uint64_t kFlood = 20000;
-  Datapath dp = load(0, 10);
-  auto leak = frame("udp 192.0.2.1:5000 -> 198.51.100.9:7777");
-  for (uint64_t i = 0; i < kFlood; ++i) ASSERT_EQ(*dp.test_run_egress(leak), 2 /*TC_ACT_SHOT*/);
-  auto reasons = dp.egress_reason_counters();
-  ASSERT_TRUE(reasons.ok());
-  EXPECT_EQ((*reasons)[XDPG_DROP_NO_RULE].packets, kFlood);
-  EXPECT_EQ(counters(dp)[idx(1, XDPG_DROP_NO_RULE)].suppressed, kFlood);
-  auto tops = read_drop_tops(dp.map_fd(MapId::TopPorts), dp.map_fd(MapId::TopPeers), 1);
-  ASSERT_TRUE(tops.ok());
-  ASSERT_EQ(tops->ports.size(), 1u);
-  EXPECT_EQ(tops->ports[0].port, 7777);
-  EXPECT_EQ(tops->ports[0].direction, 1);
-  EXPECT_NEAR(double(tops->ports[0].packets), double(kFlood),
-              6 * std::sqrt(double(XDPG_TOP_SAMPLE - 1) * double(kFlood)));
-}
-
 TEST(DropEvents, RateZeroEmitsNothingAndCountsEverythingSuppressed) {
   Datapath dp = load(0, 10);
   auto knock = frame("udp 203.0.113.7:40000 -> 192.0.2.1:9 len 4");
