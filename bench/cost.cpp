@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <thread>
 
 #include "bench_progs.skel.h"
@@ -78,10 +79,14 @@ int xdp_filter_fd(const Args& args) {
 // refreshes the same flow entry). A datapath writing the entry per packet
 // bounces its cache line between the CPUs. ns/packet of each thread,
 // summarized over threads and runs; empty with a single CPU.
-Summary on_every_cpu(int fd, const std::vector<uint8_t>& f, uint32_t repeat, int runs) {
+// Per round, ns/packet of each CPU's thread; `frame_of(cpu)` is its frame.
+std::vector<std::vector<double>> every_cpu_rounds(
+    int fd, const std::function<std::vector<uint8_t>(int)>& frame_of, uint32_t repeat, int runs) {
   const int ncpu = static_cast<int>(std::thread::hardware_concurrency());
-  std::vector<double> ns;
-  if (ncpu < 2) return summarize(ns);
+  std::vector<std::vector<double>> rounds;
+  if (ncpu < 2) return rounds;
+  std::vector<std::vector<uint8_t>> frames;
+  for (int c = 0; c < ncpu; ++c) frames.push_back(frame_of(c));
   for (int r = 0; r < runs; ++r) {
     std::vector<double> per(ncpu);
     std::atomic<int> ready{0};
@@ -95,12 +100,41 @@ Summary on_every_cpu(int fd, const std::vector<uint8_t>& f, uint32_t repeat, int
         ready.fetch_add(1);
         while (ready.load() < ncpu) {
         }
-        per[c] = test_run_ns(fd, f, repeat);
+        per[c] = test_run_ns(fd, frames[c], repeat);
       });
     for (auto& t : threads) t.join();
-    ns.insert(ns.end(), per.begin(), per.end());
+    rounds.push_back(per);
   }
+  return rounds;
+}
+
+Summary on_every_cpu(int fd, const std::vector<uint8_t>& f, uint32_t repeat, int runs) {
+  std::vector<double> ns;
+  for (const auto& per : every_cpu_rounds(fd, [&](int) { return f; }, repeat, runs))
+    ns.insert(ns.end(), per.begin(), per.end());
   return summarize(ns);
+}
+
+// Drop rate on every CPU at once over one CPU's alone, per round (the lone
+// run on this thread's CPU, right before): sum over the threads of
+// packets/ns, over the lone thread's. Flat at 1 would mean the CPUs share a
+// cache line written per packet; the CPU count, that nothing is shared.
+struct Scaling {
+  Summary ratio, one_ns, all_ns;
+};
+Scaling drop_scaling(int fd, const std::function<std::vector<uint8_t>(int)>& frame_of,
+                     uint32_t repeat, int runs) {
+  std::vector<double> ratio, one, all;
+  for (int r = 0; r < runs; ++r) {
+    double lone = test_run_ns(fd, frame_of(0), repeat);
+    auto rounds = every_cpu_rounds(fd, frame_of, repeat, 1);
+    if (rounds.empty()) break;
+    double rate = 0;
+    for (double ns : rounds[0]) rate += 1 / ns, all.push_back(ns);
+    one.push_back(lone);
+    ratio.push_back(rate * lone);
+  }
+  return {summarize(ratio), summarize(one), summarize(all)};
 }
 
 std::string spread(const Summary& s) { return fmt::format("{:.2f} [{:.2f}-{:.2f}]", s.median, s.min, s.max); }
@@ -302,6 +336,30 @@ int run_cost(const Args& args) {
            {"median_ns", jnum(both.median)}, {"min_ns", jnum(both.min)}, {"max_ns", jnum(both.max)},
            {"precise_median_ns", jnum(both_precise.median)},
            {"precise_min_ns", jnum(both_precise.min)}, {"precise_max_ns", jnum(both_precise.max)}});
+  // A drop flood on every CPU: from one source (every CPU drops the same
+  // peer's packets: its top_peers entry, its top_ports slot) and from a
+  // source per CPU.
+  const PacketClass& undoc = kClasses[3];
+  for (bool one_source : {true, false}) {
+    Scaling sc = drop_scaling(
+        guard.dp.prog_fd(),
+        [&](int cpu) {
+          std::string spec = undoc.spec;
+          if (!one_source) spec.replace(spec.find("192.0.2.7"), 9, fmt::format("192.0.2.{}", 20 + cpu));
+          return frame(spec);
+        },
+        repeat, runs);
+    const char* what = one_source ? "one-source" : "source-per-cpu";
+    fmt::print("{} on {} CPUs at once, {}: drop rate {:.2f}x one CPU's [{:.2f}-{:.2f}]; ns/packet "
+               "alone {}, each at once {}\n",
+               undoc.name, std::thread::hardware_concurrency(), what, sc.ratio.median,
+               sc.ratio.min, sc.ratio.max, spread(sc.one_ns), spread(sc.all_ns));
+    rec.add({{"section", jstr("cost-scaling")}, {"class", jstr(undoc.name)}, {"flood", jstr(what)},
+             {"cpus", jnum(std::thread::hardware_concurrency())},
+             {"rate_ratio_median", jnum(sc.ratio.median)}, {"rate_ratio_min", jnum(sc.ratio.min)},
+             {"rate_ratio_max", jnum(sc.ratio.max)}, {"alone_median_ns", jnum(sc.one_ns.median)},
+             {"each_median_ns", jnum(sc.all_ns.median)}});
+  }
   fmt::print("probe: bpf_ktime_get_ns() alone: {}; bpf_ktime_get_coarse_ns() alone: {}\n",
              spread(med[{"probe-ktime", "tcp-443-allowed"}]),
              spread(med[{"probe-ktime-coarse", "tcp-443-allowed"}]));

@@ -54,6 +54,18 @@ def main():
                         "value": worst["xdpguard_over_xdp_filter"], "worst_class": worst["class"],
                         "met": worst["xdpguard_over_xdp_filter"] <= 0.6})
 
+    # Issue 14: a drop no dearer than a pass, and drops scaling with the CPUs.
+    ratio_of = {r["class"]: r["xdpguard_over_floor"] for r in per_class}
+    if "drop-undocumented-port" in ratio_of and "tcp-443-allowed" in ratio_of:
+        d, p = ratio_of["drop-undocumented-port"], ratio_of["tcp-443-allowed"]
+        targets.append({"target": "test_run: undocumented-port drop <= allowed TCP 443 pass",
+                        "value": d / p, "met": d <= p})
+        targets.append({"target": "test_run: undocumented-port drop <= 2.5x bare XDP_DROP",
+                        "value": d, "met": d <= 2.5})
+    for r in by["cost-scaling"]:
+        targets.append({"target": f"test_run: drop rate on {r['cpus']} CPUs >= 1.8x one CPU's ({r['flood']})",
+                        "value": r["rate_ratio_median"], "met": r["rate_ratio_median"] >= 1.8})
+
     # ---- veth
     cases = defaultdict(list)
     for r in by["veth"]:
@@ -255,6 +267,10 @@ def markdown(result, by, scale, out):
             L.append(f"| {r['class']} on every CPU at once (same flow) | | | | "
                      f"{r['median_ns']:.2f} [{r['min_ns']:.2f}-{r['max_ns']:.2f}]; precise clock "
                      f"{r['precise_median_ns']:.2f} [{r['precise_min_ns']:.2f}-{r['precise_max_ns']:.2f}] | | |")
+        for r in by["cost-scaling"]:
+            L.append(f"| {r['class']} on {r['cpus']} CPUs at once, {r['flood']}: drop rate / one CPU's "
+                     f"{r['rate_ratio_median']:.2f} [{r['rate_ratio_min']:.2f}-{r['rate_ratio_max']:.2f}] | | | | "
+                     f"alone {r['alone_median_ns']:.2f}, each at once {r['each_median_ns']:.2f} | | |")
         for r in (x for x in by["cost"] if x["program"] == "xdpguard-precise-clock"):
             fl = cost.get(("floor", r["class"]))
             if fl:
