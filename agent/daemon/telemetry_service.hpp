@@ -1,6 +1,7 @@
 // Telemetry inside `xdpguard run`: drop events from every interface's ring
-// buffer logged through spdlog (text or JSON lines), Prometheus metrics on a
-// loopback HTTP endpoint and/or in a node_exporter textfile.
+// buffer logged through spdlog (text or JSON lines) or, under systemd, sent to
+// the journal as structured entries; Prometheus metrics on a loopback HTTP
+// endpoint and/or in a node_exporter textfile.
 //
 // Threads: the ring buffer is read on the daemon's event loop; the HTTP
 // server answers in a thread of its own, reading the pins directly, with the
