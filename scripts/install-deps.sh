@@ -28,6 +28,10 @@ packages=(
   # debootstrap builds the bullseye root of tests/e2e/test_bullseye.sh (and
   # deploy/test-fresh-debian.sh's bookworm one)
   dpkg-dev systemd groff-base rpm rpmlint debootstrap
+  # promtool (package prometheus): `promtool check metrics` on the agent's
+  # output (tests/e2e/test_telemetry.sh), `promtool check/test rules` on
+  # deploy/prometheus
+  prometheus
   # the kernel matrix (tests/vm/): Debian's kernels booted under qemu (TCG),
   # a busybox initramfs, kmod for modprobe inside, xz for trixie's modules
   qemu-system-x86 busybox-static kmod cpio xz-utils

@@ -21,7 +21,12 @@ void add_telemetry_options(cxxopts::Options& o) {
       cxxopts::value<unsigned>()->default_value("15"), "SECONDS")(
       "log-format", "text or json (one JSON object per line, drop events included)",
       cxxopts::value<std::string>()->default_value("text"), "FORMAT")(
-      "no-events", "do not read or log drop events");
+      "no-events", "do not read or log drop events")(
+      "journal", "send drop events to the journal as structured entries (RULE=, SRC=, ...); "
+                 "the default when stderr is the journal (under systemd)")(
+      "no-journal", "log drop events as lines on stderr even under systemd")(
+      "journal-socket", "journald's native socket",
+      cxxopts::value<std::string>()->default_value(telemetry::kJournalSocket), "PATH");
 }
 
 std::optional<TelemetryConfig> telemetry_config(const cxxopts::ParseResult& r) {
@@ -44,6 +49,10 @@ std::optional<TelemetryConfig> telemetry_config(const cxxopts::ParseResult& r) {
   if (format == "json") c.log_format = LogFormat::Json;
   else if (format != "text") return fail("--log-format must be text or json, not '" + format + "'");
   c.events = r.count("no-events") == 0;
+  if (r.count("journal") && r.count("no-journal")) return fail("--journal and --no-journal");
+  if (r.count("journal")) c.journal = TelemetryConfig::Journal::On;
+  if (r.count("no-journal")) c.journal = TelemetryConfig::Journal::Off;
+  c.journal_socket = r["journal-socket"].as<std::string>();
   return c;
 }
 
@@ -66,7 +75,12 @@ kernel::Result<std::unique_ptr<TelemetryService>> TelemetryService::create(Telem
                      : s->config_.metrics->host,
                  s->server_->port());
   }
-  if (s->config_.log_format == LogFormat::Json) {
+  using Journal = TelemetryConfig::Journal;
+  if (s->config_.journal == Journal::On ||
+      (s->config_.journal == Journal::Auto && telemetry::stderr_is_journal())) {
+    s->journal_ = std::make_unique<telemetry::JournalWriter>(s->config_.journal_socket);
+    spdlog::info("drop events go to the journal ({})", s->config_.journal_socket);
+  } else if (s->config_.log_format == LogFormat::Json) {
     // Drop events are whole JSON objects: their own logger, pattern %v.
     s->events_log_ = std::make_shared<spdlog::logger>(
         "events", std::make_shared<spdlog::sinks::stderr_sink_mt>());
@@ -119,7 +133,13 @@ void TelemetryService::on_stop() {
 
 void TelemetryService::log_event(const telemetry::DropEvent& ev, size_t iface_index) {
   received_[iface_index].fetch_add(1, std::memory_order_relaxed);
-  if (events_log_)
+  if (journal_) {
+    // Warn on the first failure and every 1000th after: a journald that is
+    // down must not flood the log it cannot take anyway.
+    if (auto st = journal_->send(telemetry::event_journal_fields(ev)); !st)
+      if (journal_failures_++ % 1000 == 0)
+        spdlog::warn("{} ({} drop events not journalled)", st.error().message, journal_failures_);
+  } else if (events_log_)
     events_log_->info("{}", telemetry::event_log_json(ev));
   else
     spdlog::info("{}", telemetry::event_text(ev));

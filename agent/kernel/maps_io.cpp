@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -173,6 +174,35 @@ Result<std::vector<xdpg_rule_meta>> read_rule_meta(int map_fd, uint32_t count) {
     if (int err = bpf_map_lookup_elem(map_fd, &key, &meta[key]); err)
       return errno_error(err, "cannot read rule_meta[" + std::to_string(key) + "]");
   return meta;
+}
+
+Result<uint32_t> map_capacity(int map_fd, const char* name) {
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (int err = bpf_obj_get_info_by_fd(map_fd, &info, &len); err)
+    return errno_error(err, std::string("cannot inspect map ") + name);
+  return info.max_entries;
+}
+
+Result<MapFill> map_fill(int map_fd, const char* name) {
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (int err = bpf_obj_get_info_by_fd(map_fd, &info, &len); err)
+    return errno_error(err, std::string("cannot inspect map ") + name);
+  MapFill out{0, info.max_entries};
+  std::vector<uint8_t> key(info.key_size), next(info.key_size);
+  const void* prev = nullptr;
+  // Bounded: under churn a walk can restart from the first key.
+  for (uint64_t steps = 0; steps < 2 * out.capacity + 1; ++steps) {
+    int err = bpf_map_get_next_key(map_fd, prev, next.data());
+    if (err == -ENOENT) break;
+    if (err) return errno_error(err, std::string("cannot walk ") + name);
+    ++out.entries;
+    key.swap(next);
+    prev = key.data();
+  }
+  out.entries = std::min(out.entries, out.capacity);
+  return out;
 }
 
 Status check_map_shape(int map_fd, const std::string& name, uint32_t key_size,

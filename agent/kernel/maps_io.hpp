@@ -57,6 +57,16 @@ Status clear_learn(int peers_fd, int confirmed_fd, int overflow_fd);
 // The peers and the overflow of one rule slot, for a slot a reload frees.
 Status forget_learned_slot(int peers_fd, int overflow_fd, uint32_t slot);
 
+// Keys now in a hash map (any key type) and its max_entries. Keys only, no
+// values: a walk restarted by a deletion can count a key twice, so the count
+// is clamped to the capacity (docs/telemetry.md, map pressure).
+struct MapFill {
+  uint64_t entries = 0;
+  uint64_t capacity = 0;
+};
+Result<MapFill> map_fill(int map_fd, const char* name);
+Result<uint32_t> map_capacity(int map_fd, const char* name);
+
 Result<xdpg_info> read_info(int map_fd);
 // Entries [0, count) of rule_meta.
 Result<std::vector<xdpg_rule_meta>> read_rule_meta(int map_fd, uint32_t count);

@@ -5,10 +5,12 @@
 #include <linux/if_link.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -458,6 +460,9 @@ Result<OpenPins> open_pins(const std::string& iface, const std::string& pin_root
         key = sizeof(xdpg_learn_confirm_key), value = sizeof(xdpg_learn_confirm_value);
         break;
       case MapId::LearnOverflow: value = sizeof(uint64_t), entries = XDPG_LEARN_OVERFLOW_ENTRIES; break;
+      case MapId::Frags: key = sizeof(xdpg_frag_key), value = sizeof(xdpg_frag_value); break;
+      case MapId::PeersV4: key = sizeof(xdpg_peer_v4_key), value = sizeof(uint64_t); break;
+      case MapId::PeersV6: key = sizeof(xdpg_peer_v6_key), value = sizeof(uint64_t); break;
       default: return plain_error(std::string("no shape check for map ") + map_name(id));
     }
     if (auto st = check_map_shape(fd.get(), map_name(id), key, value, entries); !st)
@@ -477,11 +482,9 @@ DatapathSettings settings_of(const xdpg_info& info) {
 Result<uint64_t> flow_capacity(int v4_fd, int v6_fd) {
   uint64_t sum = 0;
   for (int fd : {v4_fd, v6_fd}) {
-    bpf_map_info info{};
-    uint32_t len = sizeof(info);
-    if (int err = bpf_obj_get_info_by_fd(fd, &info, &len); err)
-      return errno_error(err, "cannot inspect the flow maps");
-    sum += info.max_entries;
+    auto cap = map_capacity(fd, "the flow maps");
+    if (!cap) return cap.error();
+    sum += *cap;
   }
   return sum;
 }
@@ -528,11 +531,14 @@ bool flow_live(const xdpg_flow_key& key, const xdpg_flow_value& value, const Dat
   return now_ns - value.last_seen_ns < flow_timeout_ns(key, value, s);
 }
 
+std::string policy_hash_text(uint64_t hash) { return fmt::format("{:016x}", hash); }
+
 Result<PinnedStats> read_stats(const std::string& iface, const std::string& pin_root) {
   auto pins = open_pins(iface, pin_root,
                         {MapId::RuleMeta, MapId::RuleCounters, MapId::ReasonCounters,
                          MapId::EgressRuleCounters, MapId::EgressReasonCounters, MapId::Flows,
-                         MapId::FlowCounters, MapId::FlowsV4});
+                         MapId::FlowCounters, MapId::FlowsV4, MapId::Frags, MapId::PeersV4,
+                         MapId::PeersV6, MapId::LearnPeers, MapId::LearnConfirmed});
   if (!pins) return pins.error();
   const auto& fds = pins->fds;
   const xdpg_info& info = pins->info;
@@ -551,11 +557,28 @@ Result<PinnedStats> read_stats(const std::string& iface, const std::string& pin_
   if (!flow_counts) return flow_counts.error();
   auto capacity = flow_capacity(fds[7].get(), fds[5].get());
   if (!capacity) return capacity.error();
-  uint64_t entries = 0;
+  uint64_t entries = 0, entries_v4 = 0;
   if (auto st = for_each_flow(fds[7].get(), fds[5].get(),
-                              [&](const auto&, const auto&) { ++entries; });
+                              [&](const xdpg_flow_key& k, const auto&) {
+                                ++entries;
+                                entries_v4 += k.family == 4;
+                              });
       !st)
     return st.error();
+  std::vector<MapPressure> maps;
+  for (auto [id, fd] : {std::pair{MapId::FlowsV4, 7}, std::pair{MapId::Flows, 5}}) {
+    auto cap = map_capacity(fds[fd].get(), map_name(id));
+    if (!cap) return cap.error();
+    uint64_t n = id == MapId::FlowsV4 ? entries_v4 : entries - entries_v4;
+    maps.push_back({map_name(id), std::min<uint64_t>(n, *cap), *cap});
+  }
+  for (auto [id, fd] : {std::pair{MapId::Frags, 8}, std::pair{MapId::PeersV4, 9},
+                        std::pair{MapId::PeersV6, 10}, std::pair{MapId::LearnPeers, 11},
+                        std::pair{MapId::LearnConfirmed, 12}}) {
+    auto fill = map_fill(fds[fd].get(), map_name(id));
+    if (!fill) return fill.error();
+    maps.push_back({map_name(id), fill->entries, fill->capacity});
+  }
 
   PinnedStats out;
   out.iface = iface;
@@ -574,6 +597,7 @@ Result<PinnedStats> read_stats(const std::string& iface, const std::string& pin_
   out.flow_table.inserts = flow_counts->inserts;
   // A flow inserted while we counted can make entries exceed inserts read earlier.
   out.flow_table.evictions = flow_counts->inserts > entries ? flow_counts->inserts - entries : 0;
+  out.maps = std::move(maps);
 
   // Whether the pinned programs are still the ones on the interface.
   if (auto ifindex = ifindex_of(iface)) {

@@ -94,6 +94,13 @@ struct FlowTableStats {
   uint64_t evictions = 0;
 };
 
+// One map's fill: Prometheus' xdpguard_bpf_map_entries / _capacity.
+struct MapPressure {
+  std::string map;  // the pin name (kernel::map_name)
+  uint64_t entries = 0;
+  uint64_t capacity = 0;
+};
+
 struct PinnedStats {
   std::string iface;
   std::string pin_dir;
@@ -109,7 +116,12 @@ struct PinnedStats {
   std::vector<RuleStats> egress_rules;   // the same, counted by the egress program
   std::vector<ReasonStats> egress_reasons;
   FlowTableStats flow_table;
+  // flows_v4, flows, frags, peers_v4, peers_v6, learn_peers, learn_confirmed.
+  std::vector<MapPressure> maps;
 };
+
+// The policy hash as `stats` and the metrics show it: 16 hex digits.
+std::string policy_hash_text(uint64_t hash);
 
 // Everything from the pins alone (no policy needed).
 Result<PinnedStats> read_stats(const std::string& iface,

@@ -62,7 +62,7 @@ Json stats_json(const kernel::PinnedStats& s) {
           {"policy",
            {{"name", s.policy_name},
             {"profile", s.profile},
-            {"hash", fmt::format("{:016x}", s.policy_hash)},
+            {"hash", kernel::policy_hash_text(s.policy_hash)},
             {"mode", s.audit ? "audit" : "enforce"}}},
           {"settings", settings_json(s.settings)},
           {"rules", rules_json(s.rules)},

@@ -91,6 +91,19 @@ std::string render_metrics(const std::vector<InterfaceSnapshot>& ifaces,
              uint64_t{s.stats.attached_mode ? 1u : 0u});
   for (const auto& f : failed) x.sample("xdpguard_interface_up", {{"interface", f.iface}}, uint64_t{0});
 
+  // The policy in force, as labels (the info-metric convention): drift across
+  // a fleet is `count by (hash)`; the hash is the one `xdpguard stats` shows.
+  x.family("xdpguard_policy_info", "gauge",
+           "The policy in force on the interface: name, source hash, mode, profile (value 1)");
+  for (const auto& s : ifaces)
+    x.sample("xdpguard_policy_info",
+             {{"interface", s.stats.iface},
+              {"policy", s.stats.policy_name},
+              {"hash", kernel::policy_hash_text(s.stats.policy_hash)},
+              {"mode", s.stats.audit ? "audit" : "enforce"},
+              {"profile", s.stats.profile}},
+             uint64_t{1});
+
   x.family("xdpguard_audit_mode", "gauge",
            "1 if the policy is in audit mode: drops are would-drops, the packets passed");
   for (const auto& s : ifaces)
@@ -146,6 +159,18 @@ std::string render_metrics(const std::vector<InterfaceSnapshot>& ifaces,
            "Flows gone from the table: evicted when full or expired and reused (inserts - entries)");
   for (const auto& s : ifaces)
     x.sample("xdpguard_flow_evictions_total", {{"interface", s.stats.iface}}, s.stats.flow_table.evictions);
+
+  // Map pressure (Cilium's cilium_bpf_map_pressure is entries / capacity):
+  // both sides exported, the ratio is PromQL's (docs/telemetry.md).
+  x.family("xdpguard_bpf_map_entries", "gauge",
+           "Entries in a BPF map of the datapath now (flow, fragment, peer and learn tables)");
+  for (const auto& s : ifaces)
+    for (const auto& m : s.stats.maps)
+      x.sample("xdpguard_bpf_map_entries", {{"interface", s.stats.iface}, {"map", m.map}}, m.entries);
+  x.family("xdpguard_bpf_map_capacity", "gauge", "max_entries of the BPF map");
+  for (const auto& s : ifaces)
+    for (const auto& m : s.stats.maps)
+      x.sample("xdpguard_bpf_map_capacity", {{"interface", s.stats.iface}, {"map", m.map}}, m.capacity);
 
   auto per_event_slot = [&](const char* name, auto field) {
     for (const auto& s : ifaces)

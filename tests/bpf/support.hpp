@@ -63,6 +63,9 @@ inline policy::Cidr random_prefix(std::mt19937_64& rng, int family) {
 // Every peer set replaced by 1-3 random IPv4 and 1-3 random IPv6 prefixes.
 inline void narrow_peer_sets(policy::Policy& pol, std::mt19937_64& rng) {
   for (auto& set : pol.peer_sets) {
+    // A set of nobody (cidrs: [], e.g. monitoring) is as narrow as it gets; it
+    // draws nothing, so the other sets narrow as they did without it.
+    if (set.cidrs.empty()) continue;
     set.cidrs.clear();
     for (unsigned k = 0, n = 1 + rng() % 3; k < n; ++k) set.cidrs.push_back(random_prefix(rng, 4));
     for (unsigned k = 0, n = 1 + rng() % 3; k < n; ++k) set.cidrs.push_back(random_prefix(rng, 6));

@@ -27,7 +27,7 @@ grep -q "did you mean 'devices'?" "$work/err" || fail "no guess for 'device': $(
 # The default policy warns (open sets, rules never counted) but is valid.
 expect 0 --policy "$XDPGUARD_SOURCE_DIR/policy/ovoc-single-node.yaml" --strict
 grep -q "rule 'ntp-upstream-123' is never counted" "$work/err" || fail "no shadowing warning"
-grep -q "^tcp to local port 443 .* nbif-clients-https (line 78)" "$work/out" ||
+grep -q "^tcp to local port 443 .* nbif-clients-https (line 84)" "$work/out" ||
   fail "no counting table: $(cat "$work/out")"
 expect 3 --policy "$XDPGUARD_SOURCE_DIR/policy/ovoc-single-node.yaml" --warnings-as-errors
 echo "check: 7 cases passed"

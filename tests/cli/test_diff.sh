@@ -6,7 +6,7 @@ data="$XDPGUARD_SOURCE_DIR/tests/data/policies"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 out=$("$XDPGUARD" diff default default --new-profile secured-only) || fail "diff exited $?"
-grep -q "^refused  *tcp to local port 80  *0.0.0.0/0, ::/0  *device-http-80 (line 173)  *-$" <<<"$out" ||
+grep -q "^refused  *tcp to local port 80  *0.0.0.0/0, ::/0  *device-http-80 (line 179)  *-$" <<<"$out" ||
   fail "no refused port 80: $out"
 [[ $(grep -c "^refused" <<<"$out") == 8 ]] || fail "not 8 refused lines: $out"
 

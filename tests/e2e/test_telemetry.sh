@@ -13,7 +13,11 @@
 # - a SIGHUP reload counts in xdpguard_reloads_total;
 # - settings.events {rate: 0} applied by a reload: drops emit no event, count as suppressed;
 # - `stats --drops` names the flooded port and the client as top; `stats
-#   --watch` redraws a per-rule table; a non-loopback --metrics is refused.
+#   --watch` redraws a per-rule table; a non-loopback --metrics is refused;
+# - `promtool check metrics` passes the endpoint's and the textfile's output;
+#   xdpguard_policy_info carries the hash `stats` shows; map entries/capacity;
+# - with --journal, drop events reach a journald native-protocol socket (one
+#   bound by the test) as structured fields, and no longer stderr.
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -113,6 +117,31 @@ cap=$(metric "$E2E_WORK/m1" "xdpguard_flow_table_capacity{interface=\"$SRV_IF\"}
 # flow_table_size (65536 by default) entries in each family's table.
 ((cap == 2 * 65536)) || fail "flow table capacity $cap"
 [[ $(metric "$E2E_WORK/m1" "xdpguard_interface_up{interface=\"$SRV_IF\"}") == 1 ]] || fail "interface not up"
+
+phase "promtool, policy identity, map pressure"
+# The agent's real output, the endpoint's and the textfile's, lint-clean.
+promtool check metrics <"$E2E_WORK/m1" || fail "promtool check metrics: the endpoint's output"
+wait_until 5 test -s "$E2E_WORK/xdpguard.prom" || fail "no textfile"
+promtool check metrics <"$E2E_WORK/xdpguard.prom" || fail "promtool check metrics: the textfile"
+hash=$(xg stats --iface "$SRV_IF" --json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["policy"]["hash"])') ||
+  fail "stats --json"
+[[ $(metric "$E2E_WORK/m1" "xdpguard_policy_info$(L "policy=\"telemetry\",hash=\"$hash\",mode=\"enforce\",profile=\"\"")") == 1 ]] ||
+  fail "no xdpguard_policy_info with the hash stats shows ($hash): $(grep policy_info "$E2E_WORK/m1")"
+# expect_map MAP ENTRIES CAPACITY: that map's samples in m1.
+expect_map() {
+  local e c
+  e=$(metric "$E2E_WORK/m1" "xdpguard_bpf_map_entries$(L "map=\"$1\"")") || fail "no entries of $1"
+  c=$(metric "$E2E_WORK/m1" "xdpguard_bpf_map_capacity$(L "map=\"$1\"")") || fail "no capacity of $1"
+  [[ $e == "$2" && $c == "$3" ]] || fail "map $1: $e/$c entries, expected $2/$3"
+}
+# far-away's 192.0.2.0/24 is the one IPv4 prefix (anywhere's /0 is rodata); no
+# IPv6 prefix, yet a map needs a slot; nothing sent opened a flow or fragment.
+expect_map peers_v4 1 1
+expect_map peers_v6 0 1
+expect_map frags 0 8192
+expect_map flows_v4 0 65536
+expect_map flows 0 65536
+log "ok: promtool clean; policy_info carries hash $hash; map entries/capacity as loaded"
 
 phase "event lines"
 events_of() {  # events_of DPORT: JSON event lines for that destination port
@@ -230,5 +259,63 @@ kill -TERM "$DAEMON_PID"
 wait "$DAEMON_PID" || fail "daemon exited $? on SIGTERM"
 E2E_PIDS=()
 in_srv curl -sf --max-time 2 "http://127.0.0.1:$PORT/metrics" >/dev/null && fail "metrics still served after exit"
+log "ok: daemon stopped, metrics endpoint closed"
+
+phase "journal"
+# Drop events to journald's native protocol: a datagram socket bound here
+# stands in for /run/systemd/journal/socket (a path socket is reachable from
+# the server namespace); the restarted daemon adopts the pins.
+JSOCK="$E2E_WORK/journal.sock"
+sed -i '/^settings:/,$d' "$POLICY"  # events at the default rate again
+start_server journal "$PY" -c '
+import json, socket, struct, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+out = open(sys.argv[2], "a")
+while True:
+    d = s.recv(65536)
+    fields, pos = {}, 0
+    while pos < len(d):  # NAME=value\n, or NAME\n<le64 size><value>\n
+        nl = d.index(b"\n", pos)
+        line = d[pos:nl]
+        if b"=" in line:
+            k, v = line.split(b"=", 1)
+            pos = nl + 1
+        else:
+            n = struct.unpack("<Q", d[nl + 1:nl + 9])[0]
+            k, v = line, d[nl + 9:nl + 9 + n]
+            pos = nl + 9 + n + 1
+        fields[k.decode()] = v.decode()
+    out.write(json.dumps(fields, sort_keys=True) + "\n")
+    out.flush()
+' "$JSOCK" "$E2E_WORK/journal.entries"
+JOURNAL_PID=${E2E_PIDS[-1]}
+wait_until 5 test -S "$JSOCK" || fail "no journal socket"
+start_server daemon2 "$XDPGUARD" run --iface "$SRV_IF" --policy "$POLICY" --mode native \
+  --journal --journal-socket "$JSOCK"
+DAEMON_PID=${E2E_PIDS[-1]}
+wait_until 10 grep -q 'drop events go to the journal' "$E2E_WORK/daemon2.log" || fail "events not to the journal"
+wait_until 10 grep -q 'adopted\|attached' "$E2E_WORK/daemon2.log" || fail "daemon did not start"
+sleep 0.5
+send_frames 2 tcp "$CLI_IP4" "$SRV_IP4" 40077 8443 S
+journal_entries() { (($(grep -c '"DPORT": "8443"' "$E2E_WORK/journal.entries" 2>/dev/null) >= 2)); }
+wait_until 5 journal_entries || fail "expected 2 journal entries: $(cat "$E2E_WORK/journal.entries" 2>/dev/null)"
+grep '"DPORT": "8443"' "$E2E_WORK/journal.entries" | head -1 | "$PY" -c '
+import json, sys
+e = json.loads(sys.stdin.read())
+want = {"EVENT": "drop", "IFACE": sys.argv[1], "DIRECTION": "ingress", "REASON": "peer_not_in_set",
+        "RULE": "alt-8443", "PROTO": "tcp", "SRC": sys.argv[2], "DST": sys.argv[3],
+        "SPORT": "40077", "DPORT": "8443", "TCP_FLAGS": "S", "PRIORITY": "5",
+        "SYSLOG_IDENTIFIER": "xdpguard"}
+bad = {k: (e.get(k), v) for k, v in want.items() if e.get(k) != v}
+assert e["MESSAGE"].startswith("drop ingress "), e["MESSAGE"]
+sys.exit("journal fields wrong (got, want): %r" % bad if bad else 0)
+' "$SRV_IF" "$CLI_IP4" "$SRV_IP4" || fail "journal entry does not describe the packet"
+grep -q 'DPORT\|"dport":8443' "$E2E_WORK/daemon2.log" && fail "events went to stderr as well as the journal"
+kill -TERM "$DAEMON_PID"
+wait "$DAEMON_PID" || fail "daemon exited $? on SIGTERM"
+kill "$JOURNAL_PID"
+wait "$JOURNAL_PID" 2>/dev/null || true  # killed: 143
+E2E_PIDS=()
 xg_detach
-log "ok: daemon stopped, metrics endpoint closed, detached"
+log "ok: drop events as journal entries (RULE, REASON, SRC, DST, ports), none on stderr; detached"

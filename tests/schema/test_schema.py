@@ -82,6 +82,7 @@ MUTATIONS = [
     ("unknown-peer-set", "    peers: admins\n", "    peers: nobody\n", "names refer to each other"),
     ("peer-set-without-cidrs", "    cidrs: [198.51.100.7]\n", "    description: admins\n", None),
     ("peer-set-unknown-key", "    cidrs: [198.51.100.7]\n", "    cidr: [198.51.100.7]\n", None),
+    ("peer-set-empty", "    cidrs: [198.51.100.7]\n", "    cidrs: []\n", None),
     ("peer-set-bad-name", "  admins:\n", "  Admins:\n", None),
     ("cidr-host-bits", "    cidrs: [198.51.100.7]\n", "    cidrs: [198.51.100.7/24]\n", "host bits are arithmetic"),
     ("cidr-not-an-address", "    cidrs: [198.51.100.7]\n", "    cidrs: [admins.example]\n", None),

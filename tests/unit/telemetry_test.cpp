@@ -66,6 +66,11 @@ InterfaceSnapshot snapshot() {
   for (int i = 1; i < XDPG_DROP_REASON_COUNT; ++i)
     s.stats.egress_reasons.push_back({static_cast<DropReason>(i), {0, 0}});
   s.stats.flow_table = {5, 65536, 9, 4};
+  s.stats.policy_name = "ovoc-single-node";
+  s.stats.profile = "ovoc";
+  s.stats.policy_hash = 0x00ab12cd34ef5678ULL;
+  s.stats.audit = true;
+  s.stats.maps = {{"flows_v4", 5, 32768}, {"frags", 0, 8192}, {"peers_v4", 3, 3}};
   s.events[XDPG_DROP_NO_RULE] = {0, 7, 93, 1, 0, 0};
   s.events_received = 7;
   return s;
@@ -112,6 +117,18 @@ TEST(Metrics, NamesLabelsAndValues) {
   EXPECT_EQ(samples(text, "xdpguard_events_received_total").at(R"({interface="eth0"})"), "7");
   EXPECT_EQ(samples(text, "xdpguard_reloads_total").at(""), "3");
   EXPECT_EQ(samples(text, "xdpguard_reload_failures_total").at(""), "1");
+  // Identity as labels; the hash as `stats` prints it (16 hex digits).
+  EXPECT_EQ(samples(text, "xdpguard_policy_info")
+                .at(R"({interface="eth0",policy="ovoc-single-node",hash="00ab12cd34ef5678",)"
+                    R"(mode="audit",profile="ovoc"})"),
+            "1");
+  auto entries = samples(text, "xdpguard_bpf_map_entries");
+  auto capacity = samples(text, "xdpguard_bpf_map_capacity");
+  EXPECT_EQ(entries.at(R"({interface="eth0",map="flows_v4"})"), "5");
+  EXPECT_EQ(capacity.at(R"({interface="eth0",map="flows_v4"})"), "32768");
+  EXPECT_EQ(entries.at(R"({interface="eth0",map="peers_v4"})"), "3");
+  EXPECT_EQ(capacity.at(R"({interface="eth0",map="frags"})"), "8192");
+  EXPECT_EQ(entries.size(), 3u);
   auto up = samples(text, "xdpguard_interface_up");
   EXPECT_EQ(up.at(R"({interface="eth0"})"), "1");
   EXPECT_EQ(up.at(R"({interface="eth1"})"), "0");
@@ -136,7 +153,7 @@ TEST(Metrics, NamesLabelsAndValues) {
       EXPECT_EQ(m[1], family) << line;
     }
   }
-  EXPECT_GE(seen.size(), 14u);
+  EXPECT_GE(seen.size(), 17u);
 }
 
 TEST(Metrics, WithoutAgentNoDaemonFamilies) {
