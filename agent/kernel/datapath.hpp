@@ -1,6 +1,6 @@
 // The XDP ingress and TC egress programs and their maps, loaded into the
 // kernel and filled from a compiled policy, not yet attached anywhere.
-// Attaching and pinning is kernel/pins.hpp; BPF_PROG_TEST_RUN works on an
+// Attaching and pinning is kernel/attach.hpp; BPF_PROG_TEST_RUN works on an
 // unattached Datapath, which is what the BPF tests use.
 #pragma once
 

@@ -47,7 +47,8 @@
 #include "kernel/fd.hpp"
 #include "kernel/libbpf_log.hpp"
 #include "kernel/maps_io.hpp"
-#include "kernel/pins.hpp"
+#include "kernel/attach.hpp"
+#include "kernel/pin_readers.hpp"
 #include "kernel/probe.hpp"
 #include "policy/parser.hpp"
 
