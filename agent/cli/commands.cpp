@@ -121,7 +121,8 @@ std::string settings_text(const kernel::DatapathSettings& s) {
                        s.tcp_established_timeout_ns / kNsPerSecond,
                        s.tcp_closing_timeout_ns / kNsPerSecond, s.udp_timeout_ns / kNsPerSecond,
                        s.frag_timeout_ns / kNsPerSecond) +
-         "; clock " + kernel::clock_name(s.clock);
+         "; clock " + kernel::clock_name(s.clock) +
+         "; XDP multi-buffer " + (s.xdp_frags ? "yes" : "no");
 }
 
 std::string rules_table(const std::vector<kernel::RuleStats>& rules) {

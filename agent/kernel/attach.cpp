@@ -3,10 +3,15 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
+#include <net/if.h>
 #include <spdlog/spdlog.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -71,6 +76,40 @@ std::string fmt_tc_owner(const std::string& iface, uint32_t prog_id) {
   return "another program (id " + std::to_string(prog_id) +
          ") holds xdpguard's TC egress handle and priority on " + iface +
          "; xdpguard does not replace it";
+}
+
+// The MTU of `iface` in this network namespace (/sys may show another's).
+std::string mtu_text(const std::string& iface) {
+  Fd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  ifreq req{};
+  std::strncpy(req.ifr_name, iface.c_str(), IFNAMSIZ - 1);
+  if (!sock.valid() || ::ioctl(sock.get(), SIOCGIFMTU, &req) != 0) return "its MTU";
+  return "MTU " + std::to_string(req.ifr_mtu);
+}
+
+// A native attach refused for the MTU (veth: ERANGE, "Peer MTU is too large
+// to set XDP"; other drivers name the MTU in the extended ack) is one line
+// that says what to do (docs/datapath.md 10).
+Error xdp_attach_error(int err, const std::string& ack, const std::string& iface, XdpMode mode,
+                       bool frags) {
+  std::string what = std::string("cannot attach in ") + to_string(mode) + " mode to " + iface;
+  std::string lower = ack;
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char ch) { return std::tolower(ch); });
+  const std::string kernel_says = ack.empty() ? "" : " (kernel: " + ack + ")";
+  if (mode == XdpMode::Native && (err == -ERANGE || lower.find("mtu") != std::string::npos)) {
+    const char* why = frags ? ", not even a multi-buffer one"
+                            : " without multi-buffer XDP, which this kernel lacks (5.18+)";
+    return plain_error(what + ": the driver takes no XDP program at " + mtu_text(iface) + why +
+                       kernel_says +
+                       "; lower the MTU (a frame must then fit in a page: about 3500 bytes on "
+                       "veth, 1500 always fits) or attach with --mode generic");
+  }
+  if (err == -EBUSY || err == -EEXIST)
+    what += " (another XDP program is attached)";
+  else if (mode == XdpMode::Native && (err == -EOPNOTSUPP || err == -EINVAL))
+    what += " (the driver may lack native XDP; try --mode generic)";
+  return errno_error(err, what + kernel_says);
 }
 
 }  // namespace
@@ -144,15 +183,12 @@ Status attach(const Datapath& datapath, const std::string& iface, XdpMode mode,
   // UPDATE_IF_NOEXIST: the kernel itself refuses to replace a program that
   // appeared since the query above.
   uint32_t mode_flag = mode == XdpMode::Native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
-  if (int err = bpf_xdp_attach(*ifindex, datapath.prog_fd(),
-                               XDP_FLAGS_UPDATE_IF_NOEXIST | mode_flag, nullptr);
-      err) {
-    std::string what = std::string("cannot attach in ") + to_string(mode) + " mode to " + iface;
-    if (err == -EBUSY || err == -EEXIST)
-      what += " (another XDP program is attached)";
-    else if (mode == XdpMode::Native && (err == -EOPNOTSUPP || err == -EINVAL))
-      what += " (the driver may lack native XDP; try --mode generic)";
-    return errno_error(err, what);
+  {
+    KernelMessage ack;  // the driver's reason goes into our line, not a warning of its own
+    if (int err = bpf_xdp_attach(*ifindex, datapath.prog_fd(),
+                                 XDP_FLAGS_UPDATE_IF_NOEXIST | mode_flag, nullptr);
+        err)
+      return xdp_attach_error(err, ack.text(), iface, mode, datapath.xdp_frags());
   }
   undo.then_undo([ifindex = *ifindex, mode_flag, fd = datapath.prog_fd(), iface] {
     bpf_xdp_attach_opts opts{};

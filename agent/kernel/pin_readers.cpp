@@ -86,7 +86,7 @@ Result<OpenPins> open_pins(const std::string& iface, const std::string& pin_root
 DatapathSettings settings_of(const xdpg_info& info) {
   return DatapathSettings{info.egress_mode,    info.tcp_established_timeout_ns,
                           info.tcp_closing_timeout_ns, info.udp_timeout_ns,
-                          info.frag_timeout_ns, info.clock};
+                          info.frag_timeout_ns, info.clock, info.xdp_frags != 0};
 }
 
 // max_entries of flows_v4 and flows together.

@@ -40,6 +40,7 @@ struct DatapathSettings {
   uint64_t udp_timeout_ns = 0;
   uint64_t frag_timeout_ns = 0;
   uint8_t clock = XDPG_CLOCK_PRECISE;  // enum xdpg_clock of the times in flows and frags
+  bool xdp_frags = false;              // the XDP program is multi-buffer aware
 };
 const char* egress_mode_name(uint8_t mode);  // "off", "track", "enforce"
 
