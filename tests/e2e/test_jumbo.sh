@@ -65,7 +65,8 @@ srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
 srv.serve_forever()
 EOF
 start_server https "$PY" "$E2E_WORK/https.py" "$E2E_WORK"
-wait_listen tcp 443
+# Python's start (http.server, ssl) takes over 10 s under the matrix's TCG.
+wait_until 60 _listening "$SRV_NS" tcp 443 || fail "the HTTPS server did not start"
 # UDP receivers: one line "PORT SIZE" per datagram.
 cat >"$E2E_WORK/udp_recv.py" <<'EOF'
 import socket, sys
@@ -79,7 +80,7 @@ while True:
 EOF
 for port in 7000 9999; do
   start_server "udp$port" "$PY" "$E2E_WORK/udp_recv.py" "$port" "$E2E_WORK/udp.data"
-  wait_listen udp "$port"
+  wait_until 60 _listening "$SRV_NS" udp "$port" || fail "the UDP receiver on $port did not start"
 done
 
 phase "attach"
