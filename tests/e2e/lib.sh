@@ -41,6 +41,7 @@ E2E_WORK=""
 E2E_PIDS=()
 E2E_ATTACHED=0
 E2E_PIN_DIR=""
+E2E_EXTRA_PIN_DIRS=()  # pins of further interfaces a test attaches
 E2E_MADE_PIN_ROOT=0
 E2E_PHASE="setup"
 
@@ -90,9 +91,9 @@ e2e_cleanup() {
   # Deleting a namespace deletes its end of the veth, and with it the pair.
   ip netns del "$SRV_NS" 2>/dev/null
   ip netns del "$CLI_NS" 2>/dev/null
-  if [[ -n $E2E_PIN_DIR && -d $E2E_PIN_DIR ]]; then
-    rm -rf "$E2E_PIN_DIR"
-  fi
+  for i in "$E2E_PIN_DIR" "${E2E_EXTRA_PIN_DIRS[@]}"; do
+    if [[ -n $i && -d $i ]]; then rm -rf "$i"; fi
+  done
   # The pin root is shared with other runs: remove it only if this run
   # brought it into being and nobody else has pins there now.
   if ((E2E_MADE_PIN_ROOT)); then rmdir /sys/fs/bpf/xdpguard 2>/dev/null; fi
