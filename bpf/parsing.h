@@ -8,8 +8,10 @@
  * its single exit. "Need N bytes" (docs/datapath.md) is checked against
  * data_end for the verifier and, once the L3 end is known, against the L3
  * end for the semantics: the L3 end was itself checked against frame_len.
- * For XDP data_end is the end of the frame; for TC it is the end of the
- * linear part, which the egress program first pulls to XDPG_EGRESS_PULL.
+ * For XDP data_end is the end of the frame's first buffer (the whole frame
+ * unless it is a multi-buffer one); for TC it is the end of the linear part,
+ * which the egress program first pulls to XDPG_EGRESS_PULL. Either way
+ * headers past data_end are not read: the packet is malformed.
  */
 #ifndef XDPGUARD_BPF_PARSING_H
 #define XDPGUARD_BPF_PARSING_H
@@ -28,7 +30,7 @@ struct xdpg_cursor {
 	void *data;
 	void *pos;
 	void *data_end;
-	__u32 frame_len; /* whole packet: data_end - data (XDP), skb->len (TC) */
+	__u32 frame_len; /* whole packet: every buffer (XDP), skb->len (TC) */
 };
 
 /* Bytes of the whole packet from pos on; pos is at most a few headers in. */
@@ -47,8 +49,9 @@ static __always_inline __u32 xdpg_remaining(const struct xdpg_cursor *c, const v
 #define TCP_URG 0x20
 
 /* Largest offset xdpg_rebase() keeps: the verifier grants packet ranges only
- * below 64 KiB (MAX_PACKET_OFF), and XDP frames without multi-buffer are at
- * most a page, so no real frame reaches it. */
+ * below 64 KiB (MAX_PACKET_OFF), and an XDP frame's first buffer is at most
+ * a page (later buffers of a multi-buffer frame are never read), so no real
+ * frame reaches it. */
 #define XDPG_MAX_REBASE_OFF 0xff00
 
 /* Re-derive pos from its offset. Every path through the IPv6 extension

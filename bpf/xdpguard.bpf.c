@@ -44,6 +44,12 @@ const volatile __u8 audit_mode = 0;
  * knows the rodata value and drops the branch not taken, so an older kernel
  * never sees the coarse helper. */
 const volatile __u8 clock_kind = XDPG_CLOCK_PRECISE;
+/* Multi-buffer XDP (Linux 5.18+), chosen by the loader like the clock: when
+ * set, the ingress program is loaded with BPF_F_XDP_HAS_FRAGS (a jumbo frame
+ * may then span several buffers) and a frame's length is all of them
+ * (bpf_xdp_get_buff_len). The parser reads headers from the first buffer
+ * only (docs/datapath.md 10). */
+const volatile __u8 xdp_frags = 0;
 /* Rule index -> counter/meta slot (maps.h, xdpg_info.rule_slot); identity
  * unless a reload keeps the slots of rules that moved. */
 #define XDPG_SLOTS8(b) b, b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7
@@ -1095,14 +1101,15 @@ static __always_inline void xdpg_learn_confirm(__u8 family, const __u8 *peer, __
 /* Global (not inlined) functions: the verifier checks each once, apart from
  * every path of the decision that reaches the exit, and the pass path only
  * pays for the verdict test in front of the call. */
-__attribute__((noinline)) int xdpg_drop_event_xdp(struct xdp_md *ctx, __u32 reason, __u32 rule)
+__attribute__((noinline)) int xdpg_drop_event_xdp(struct xdp_md *ctx, __u32 frame_len,
+						  __u32 reason, __u32 rule)
 {
 	struct xdpg_cursor c;
 
 	c.data = (void *)(long)ctx->data;
 	c.pos = c.data;
 	c.data_end = (void *)(long)ctx->data_end;
-	c.frame_len = ctx->data_end - ctx->data;
+	c.frame_len = frame_len;
 	xdpg_drop_event(&c, ctx->ingress_ifindex, XDPG_DIR_INGRESS, reason, rule, audit_mode);
 	return 0;
 }
@@ -1122,7 +1129,7 @@ __attribute__((noinline)) int xdpg_drop_event_tc(struct __sk_buff *skb, __u32 re
 
 /* Learning re-parses the frame (xdpg_describe) instead of widening the
  * decision: the fast path stays what it is, learning pays for itself. */
-__attribute__((noinline)) int xdpg_learn_xdp(struct xdp_md *ctx, __u32 rule)
+__attribute__((noinline)) int xdpg_learn_xdp(struct xdp_md *ctx, __u32 frame_len, __u32 rule)
 {
 	struct xdpg_cursor c;
 	struct xdpg_event info = {};
@@ -1130,7 +1137,7 @@ __attribute__((noinline)) int xdpg_learn_xdp(struct xdp_md *ctx, __u32 rule)
 	c.data = (void *)(long)ctx->data;
 	c.pos = c.data;
 	c.data_end = (void *)(long)ctx->data_end;
-	c.frame_len = ctx->data_end - ctx->data;
+	c.frame_len = frame_len;
 	xdpg_describe(&c, &info);
 	if (info.family)
 		xdpg_learn_peer(info.family, info.saddr, rule);
@@ -1176,7 +1183,8 @@ int xdpguard_ingress(struct xdp_md *ctx)
 		.pos = (void *)(long)ctx->data,
 		.data_end = (void *)(long)ctx->data_end,
 	};
-	__u64 len = ctx->data_end - ctx->data;
+	/* Every buffer of a multi-buffer frame; the first alone otherwise. */
+	__u64 len = xdp_frags ? bpf_xdp_get_buff_len(ctx) : ctx->data_end - ctx->data;
 	struct xdpg_frag_record rec;
 	struct xdpg_decision d;
 
@@ -1187,9 +1195,9 @@ int xdpguard_ingress(struct xdp_md *ctx)
 	if (rec.record)
 		xdpg_frag_store(&rec, &d);
 	if (d.verdict != XDP_PASS)
-		xdpg_drop_event_xdp(ctx, d.reason, d.rule);
+		xdpg_drop_event_xdp(ctx, len, d.reason, d.rule);
 	if (learn_enabled && xdpg_learns(&d))
-		xdpg_learn_xdp(ctx, d.rule);
+		xdpg_learn_xdp(ctx, len, d.rule);
 	return audit_mode ? XDP_PASS : d.verdict;
 }
 

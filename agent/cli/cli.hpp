@@ -11,7 +11,7 @@
 #include <cxxopts.hpp>
 
 #include "daemon/apply.hpp"
-#include "kernel/pins.hpp"
+#include "kernel/pin_readers.hpp"
 #include "policy/model.hpp"
 #include "policy/parser.hpp"
 

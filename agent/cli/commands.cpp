@@ -19,7 +19,8 @@
 #include "daemon/apply.hpp"
 #include "compile/compiler.hpp"
 #include "kernel/datapath.hpp"
-#include "kernel/pins.hpp"
+#include "kernel/attach.hpp"
+#include "kernel/pin_readers.hpp"
 #include "kernel/probe.hpp"
 #include "telemetry/drops.hpp"
 #include "telemetry/json.hpp"
@@ -121,7 +122,8 @@ std::string settings_text(const kernel::DatapathSettings& s) {
                        s.tcp_established_timeout_ns / kNsPerSecond,
                        s.tcp_closing_timeout_ns / kNsPerSecond, s.udp_timeout_ns / kNsPerSecond,
                        s.frag_timeout_ns / kNsPerSecond) +
-         "; clock " + kernel::clock_name(s.clock);
+         "; clock " + kernel::clock_name(s.clock) +
+         "; XDP multi-buffer " + (s.xdp_frags ? "yes" : "no");
 }
 
 std::string rules_table(const std::vector<kernel::RuleStats>& rules) {

@@ -10,7 +10,7 @@
 #include "daemon/agent.hpp"
 #include "daemon/apply.hpp"
 #include "daemon/learn_keeper.hpp"
-#include "kernel/pins.hpp"
+#include "kernel/attach.hpp"
 #include "kernel/reload.hpp"
 #include "daemon/telemetry_service.hpp"
 

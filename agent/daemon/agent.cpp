@@ -8,6 +8,7 @@
 
 #include "kernel/reload.hpp"
 #include "kernel/maps_io.hpp"
+#include "kernel/probe.hpp"
 
 namespace xdpguard::daemon {
 namespace {
@@ -99,8 +100,9 @@ bool Agent::bring_up(const PreparedPolicy& p, const std::string& iface) {
     spdlog::error("{}: {}", iface, st.error().message);
     return false;
   }
-  spdlog::info("{}: attached ({} mode), policy {}{}", iface, kernel::to_string(config_.mode),
-               p.path, p.audit ? " in audit mode" : "");
+  spdlog::info("{}: attached ({} mode), policy {}{}; XDP multi-buffer {}", iface,
+               kernel::to_string(config_.mode), p.path, p.audit ? " in audit mode" : "",
+               kernel::probe_xdp_frags() ? "yes" : "no");
   return true;
 }
 

@@ -14,7 +14,7 @@
 #include "daemon/apply.hpp"
 #include "daemon/link_monitor.hpp"
 #include "daemon/loop.hpp"
-#include "kernel/pins.hpp"
+#include "kernel/attach.hpp"
 
 namespace xdpguard::daemon {
 

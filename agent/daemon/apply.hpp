@@ -13,7 +13,7 @@
 
 #include "compile/compiler.hpp"
 #include "kernel/datapath.hpp"
-#include "kernel/pins.hpp"
+#include "kernel/attach.hpp"
 #include "kernel/reload.hpp"
 #include "policy/model.hpp"
 

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "daemon/agent.hpp"
-#include "kernel/pins.hpp"
+#include "kernel/pin_readers.hpp"
 #include "kernel/result.hpp"
 #include "learn/observations.hpp"
 

@@ -14,7 +14,7 @@
 #include <filesystem>
 
 #include "daemon/loop.hpp"
-#include "kernel/pins.hpp"
+#include "kernel/attach.hpp"
 #include "kernel/reload.hpp"
 
 namespace xdpguard::daemon {

@@ -220,6 +220,11 @@ Result<Datapath> Datapath::load(const compile::CompiledPolicy& policy,
   skel->rodata->audit_mode = options.audit ? 1 : 0;
   skel->rodata->clock_kind =
       options.precise_clock ? uint8_t{XDPG_CLOCK_PRECISE} : probe_datapath_clock();
+  // Frags-aware where the kernel has it: native XDP at MTU 9000.
+  skel->rodata->xdp_frags = !options.single_buffer && probe_xdp_frags();
+  if (bpf_program* xdp = skel->progs.xdpguard_ingress; skel->rodata->xdp_frags)
+    if (int err = bpf_program__set_flags(xdp, bpf_program__flags(xdp) | BPF_F_XDP_HAS_FRAGS); err)
+      return errno_error(err, "cannot load the XDP program multi-buffer aware");
   if (options.event_rate) {
     uint64_t interval = 1'000'000'000ULL / options.event_rate;
     skel->rodata->event_interval_ns = interval;
@@ -316,6 +321,7 @@ Result<Datapath> Datapath::load(const compile::CompiledPolicy& policy,
   info.frag_timeout_ns = options.frag_timeout_ns;
   info.audit_mode = options.audit ? 1 : 0;
   info.clock = dp.clock();
+  info.xdp_frags = dp.xdp_frags() ? 1 : 0;
   info.learn = options.learn ? 1 : 0;
   info.learn_table_size = bpf_map__max_entries(dp.map(MapId::LearnPeers));
   std::copy(slots->begin(), slots->end(), info.rule_slot);
@@ -323,16 +329,18 @@ Result<Datapath> Datapath::load(const compile::CompiledPolicy& policy,
   if (int err = bpf_map_update_elem(dp.map_fd(MapId::Info), &zero, &info, BPF_ANY); err)
     return errno_error(err, "cannot write info");
   spdlog::debug("datapath loaded: {} rules, {} port slots, {} IPv4 and {} IPv6 prefixes "
-                "({} and {} prefix lengths probed), {} clock",
+                "({} and {} prefix lengths probed), {} clock, XDP multi-buffer {}",
                 info.rule_count, policy.port_entries.size(), policy.peers_v4.entries.size(),
                 policy.peers_v6.entries.size(), policy.peers_v4.lengths.size(),
-                policy.peers_v6.lengths.size(), clock_name(info.clock));
+                policy.peers_v6.lengths.size(), clock_name(info.clock),
+                dp.xdp_frags() ? "yes" : "no");
   return dp;
 }
 
 int Datapath::prog_fd() const { return bpf_program__fd(skel_->progs.xdpguard_ingress); }
 int Datapath::egress_prog_fd() const { return bpf_program__fd(skel_->progs.xdpguard_egress); }
 uint8_t Datapath::clock() const { return skel_->rodata->clock_kind; }
+bool Datapath::xdp_frags() const { return skel_->rodata->xdp_frags != 0; }
 int Datapath::map_fd(MapId id) const { return bpf_map__fd(map(id)); }
 bpf_program* Datapath::program() const { return skel_->progs.xdpguard_ingress; }
 bpf_program* Datapath::egress_program() const { return skel_->progs.xdpguard_egress; }

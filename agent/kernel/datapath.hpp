@@ -1,6 +1,6 @@
 // The XDP ingress and TC egress programs and their maps, loaded into the
 // kernel and filled from a compiled policy, not yet attached anywhere.
-// Attaching and pinning is kernel/pins.hpp; BPF_PROG_TEST_RUN works on an
+// Attaching and pinning is kernel/attach.hpp; BPF_PROG_TEST_RUN works on an
 // unattached Datapath, which is what the BPF tests use.
 #pragma once
 
@@ -90,6 +90,9 @@ struct DatapathOptions {
   // Use bpf_ktime_get_ns even where the coarse clock exists: the clock older
   // kernels get (kernel::probe_datapath_clock), for tests and the benchmark.
   bool precise_clock = false;
+  // Load the plain XDP program even where multi-buffer XDP exists
+  // (kernel::probe_xdp_frags): what kernels before 5.18 get, for tests.
+  bool single_buffer = false;
   // Fill the maps one update per entry even where batch updates exist: the
   // path kernels before 5.6 take, forced by tests on newer ones.
   bool per_element_fill = false;
@@ -130,6 +133,8 @@ class Datapath {
   gen::xdpguard* skeleton() const { return skel_.get(); }
   // enum xdpg_clock the programs were loaded with.
   uint8_t clock() const;
+  // The XDP program was loaded multi-buffer aware (docs/datapath.md 10).
+  bool xdp_frags() const;
 
   // Runs the program once on `frame` (BPF_PROG_TEST_RUN); returns the XDP
   // action (XDP_PASS, XDP_DROP, ...). Counters and frags are updated as for

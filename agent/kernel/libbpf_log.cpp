@@ -11,6 +11,7 @@ namespace xdpguard::kernel {
 namespace {
 
 thread_local int quiet_depth = 0;
+thread_local std::string* kernel_message = nullptr;
 
 }  // namespace
 
@@ -40,7 +41,7 @@ namespace {
 int print_to_spdlog(enum libbpf_print_level level, const char* format, va_list args) {
   auto spd_level =
       level == LIBBPF_WARN && quiet_depth == 0 ? spdlog::level::warn : spdlog::level::debug;
-  if (!spdlog::should_log(spd_level)) return 0;
+  if (!spdlog::should_log(spd_level) && !kernel_message) return 0;
   va_list copy;
   va_copy(copy, args);
   int n = std::vsnprintf(nullptr, 0, format, copy);
@@ -50,6 +51,9 @@ int print_to_spdlog(enum libbpf_print_level level, const char* format, va_list a
   std::vsnprintf(text.data(), text.size(), format, args);
   text.resize(static_cast<size_t>(n));
   while (!text.empty() && text.back() == '\n') text.pop_back();
+  const std::string ack = "Kernel error message: ";
+  if (size_t at = text.find(ack); kernel_message && at != std::string::npos)
+    *kernel_message = text.substr(at + ack.size());
   if (spd_level == spdlog::level::warn && !spdlog::should_log(spdlog::level::debug))
     text = verifier_verdict(text);
   spdlog::log(spd_level, "{}", text);  // libbpf prefixes its own "libbpf: "
@@ -62,5 +66,8 @@ void route_libbpf_to_spdlog() { libbpf_set_print(print_to_spdlog); }
 
 QuietLibbpf::QuietLibbpf() { ++quiet_depth; }
 QuietLibbpf::~QuietLibbpf() { --quiet_depth; }
+
+KernelMessage::KernelMessage() : outer_(kernel_message) { kernel_message = &text_; }
+KernelMessage::~KernelMessage() { kernel_message = outer_; }
 
 }  // namespace xdpguard::kernel

@@ -25,4 +25,21 @@ class QuietLibbpf {
   QuietLibbpf& operator=(const QuietLibbpf&) = delete;
 };
 
+// While alive, quiet as above, and the kernel's extended ack of a failed
+// netlink request ("Kernel error message: ...", which libbpf only logs) is
+// kept: a caller that turns the failure into its own line can name it.
+class KernelMessage {
+ public:
+  KernelMessage();
+  ~KernelMessage();
+  KernelMessage(const KernelMessage&) = delete;
+  KernelMessage& operator=(const KernelMessage&) = delete;
+  const std::string& text() const { return text_; }  // "" if none
+
+ private:
+  QuietLibbpf quiet_;
+  std::string text_;
+  std::string* outer_;
+};
+
 }  // namespace xdpguard::kernel

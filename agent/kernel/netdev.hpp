@@ -1,5 +1,6 @@
 // Private to agent/kernel: the netlink and pin plumbing that attach/detach
-// (pins.cpp) and reload/adopt (reload.cpp) share.
+// (attach.cpp), pin naming (pin_dir.cpp), the pin readers (pin_readers.cpp)
+// and reload/adopt (reload.cpp) share.
 #pragma once
 
 #include <bpf/libbpf.h>

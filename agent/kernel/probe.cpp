@@ -1,7 +1,9 @@
 #include "kernel/probe.hpp"
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/magic.h>
+#include <unistd.h>
 #include <sys/vfs.h>
 #include <time.h>
 
@@ -11,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "kernel/libbpf_log.hpp"
 #include "xdpguard/maps.h"
 
 namespace xdpguard::kernel {
@@ -75,6 +78,27 @@ uint8_t probe_datapath_clock() {
     return static_cast<uint8_t>(XDPG_CLOCK_COARSE);
   }();
   return clock;
+}
+
+bool probe_xdp_frags() {
+  static const bool frags = [] {
+    // "return XDP_PASS", loaded with the flag: kernels before 5.18 refuse the
+    // unknown flag (EINVAL). The helper came with it; asked too, for a
+    // backport that has one without the other.
+    const bpf_insn insns[] = {
+        {static_cast<uint8_t>(BPF_ALU64 | BPF_MOV | BPF_K), BPF_REG_0, 0, 0, XDP_PASS},
+        {static_cast<uint8_t>(BPF_JMP | BPF_EXIT), 0, 0, 0, 0}};
+    bpf_prog_load_opts opts{};
+    opts.sz = sizeof(opts);
+    opts.expected_attach_type = BPF_XDP;
+    opts.prog_flags = BPF_F_XDP_HAS_FRAGS;
+    QuietLibbpf quiet;
+    int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, nullptr, "GPL", insns, 2, &opts);
+    if (fd < 0) return false;
+    ::close(fd);
+    return libbpf_probe_bpf_helper(BPF_PROG_TYPE_XDP, BPF_FUNC_xdp_get_buff_len, nullptr) == 1;
+  }();
+  return frags;
 }
 
 const char* clock_name(uint8_t clock) {

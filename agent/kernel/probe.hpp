@@ -23,6 +23,12 @@ Status probe_bpf_features();
 // XDPG_CLOCK_PRECISE. Probed once per process.
 uint8_t probe_datapath_clock();
 const char* clock_name(uint8_t clock);  // "coarse", "precise"
+
+// Multi-buffer XDP (Linux 5.18+): whether this kernel loads an XDP program
+// with BPF_F_XDP_HAS_FRAGS, which may then see frames of several buffers
+// (MTU 9000) and read their length with bpf_xdp_get_buff_len. Probed once
+// per process.
+bool probe_xdp_frags();
 // Now on the datapath clock `clock`, from userspace: the clock_gettime clock
 // the helper reads (CLOCK_MONOTONIC_COARSE or CLOCK_MONOTONIC).
 uint64_t clock_now_ns(uint8_t clock);

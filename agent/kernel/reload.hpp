@@ -17,7 +17,7 @@
 
 #include "compile/compiler.hpp"
 #include "kernel/datapath.hpp"
-#include "kernel/pins.hpp"
+#include "kernel/attach.hpp"
 #include "kernel/result.hpp"
 
 namespace xdpguard::kernel {

@@ -7,7 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "kernel/pins.hpp"
+#include "kernel/datapath.hpp"
+#include "kernel/pin_dir.hpp"
 #include "kernel/result.hpp"
 #include "xdpguard/maps.h"
 

@@ -13,7 +13,8 @@
 #include <vector>
 
 #include "kernel/fd.hpp"
-#include "kernel/pins.hpp"
+#include "kernel/datapath.hpp"
+#include "kernel/pin_dir.hpp"
 #include "kernel/result.hpp"
 #include "telemetry/json.hpp"
 #include "xdpguard/maps.h"

@@ -24,7 +24,8 @@ Json settings_json(const kernel::DatapathSettings& s) {
             {"tcp_closing", s.tcp_closing_timeout_ns / kNsPerSecond},
             {"udp", s.udp_timeout_ns / kNsPerSecond},
             {"fragments", s.frag_timeout_ns / kNsPerSecond}}},
-          {"clock", kernel::clock_name(s.clock)}};
+          {"clock", kernel::clock_name(s.clock)},
+          {"xdp_multi_buffer", s.xdp_frags}};
 }
 
 Json rules_json(const std::vector<kernel::RuleStats>& rules) {

@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "kernel/pins.hpp"
+#include "kernel/pin_readers.hpp"
 #include "telemetry/drops.hpp"
 
 namespace xdpguard::telemetry {

@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "kernel/pins.hpp"
+#include "kernel/pin_readers.hpp"
 #include "xdpguard/maps.h"
 
 namespace xdpguard::telemetry {

@@ -253,7 +253,8 @@ struct xdpg_info {
 	 * rules survive a reload that reorders rules (agent/kernel/reload.cpp). */
 	__u8 rule_slot[XDPG_MAX_RULES];
 	__u32 learn_table_size; /* max_entries of learn_peers and of learn_confirmed */
-	__u32 pad2;
+	__u8 xdp_frags;         /* rodata xdp_frags (0, no, in pins older than the field) */
+	__u8 pad2[3];
 };
 
 /* ---- drop telemetry (agent/telemetry/) ----------------------------------- */

@@ -43,7 +43,8 @@
 #include "kernel/datapath.hpp"
 #include "kernel/fd.hpp"
 #include "kernel/libbpf_log.hpp"
-#include "kernel/pins.hpp"
+#include "kernel/attach.hpp"
+#include "kernel/pin_readers.hpp"
 #include "policy/parser.hpp"
 #include "support.hpp"
 

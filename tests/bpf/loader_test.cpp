@@ -47,7 +47,8 @@
 #include "kernel/fd.hpp"
 #include "kernel/libbpf_log.hpp"
 #include "kernel/maps_io.hpp"
-#include "kernel/pins.hpp"
+#include "kernel/attach.hpp"
+#include "kernel/pin_readers.hpp"
 #include "kernel/probe.hpp"
 #include "policy/parser.hpp"
 
@@ -136,17 +137,50 @@ int run(const Datapath& dp, const std::vector<uint8_t>& f) {
 // The datapath clock is the coarse one exactly where the kernel has it for
 // XDP and TC (5.11, Debian's 6.1 and later), else the precise one (5.10):
 // the probe decides, and a load uses what it decided.
-TEST(DatapathLoad, ClockFollowsTheKernel) {
+bool kernel_at_least(unsigned want_major, unsigned want_minor) {
   utsname uts{};
-  ASSERT_EQ(uname(&uts), 0);
   unsigned major = 0, minor = 0;
-  ASSERT_EQ(std::sscanf(uts.release, "%u.%u", &major, &minor), 2) << uts.release;
-  const bool has_coarse = major > 5 || (major == 5 && minor >= 11);
+  if (uname(&uts) != 0 || std::sscanf(uts.release, "%u.%u", &major, &minor) != 2)
+    ADD_FAILURE() << "cannot read the kernel release";
+  return major > want_major || (major == want_major && minor >= want_minor);
+}
+
+TEST(DatapathLoad, ClockFollowsTheKernel) {
+  const bool has_coarse = kernel_at_least(5, 11);
   const uint8_t want = has_coarse ? XDPG_CLOCK_COARSE : XDPG_CLOCK_PRECISE;
-  EXPECT_EQ(kernel::probe_datapath_clock(), want) << uts.release;
+  EXPECT_EQ(kernel::probe_datapath_clock(), want);
   auto dp = kernel::Datapath::load(compile::CompiledPolicy{});
   ASSERT_TRUE(dp.ok()) << dp.error().message;
-  EXPECT_EQ(dp->clock(), want) << uts.release;
+  EXPECT_EQ(dp->clock(), want);
+}
+
+// Multi-buffer XDP exactly where the kernel has it (5.18: not 5.10, Debian's
+// 6.1 and later), and a load uses what the probe decided, recorded in info.
+// There a 9000-byte frame, which BPF_PROG_TEST_RUN hands to the program in
+// several buffers, is decided on its headers and counted with all its bytes;
+// the plain program is what older kernels load.
+TEST(DatapathLoad, MultiBufferFollowsTheKernel) {
+  const bool has_frags = kernel_at_least(5, 18);
+  EXPECT_EQ(kernel::probe_xdp_frags(), has_frags);
+  for (bool single : {false, true}) {
+    SCOPED_TRACE(single ? "plain program forced" : "program of this kernel");
+    DatapathOptions options;
+    options.single_buffer = single;
+    auto dp = Datapath::load(small_policy(), options);
+    ASSERT_TRUE(dp.ok()) << dp.error().message;
+    EXPECT_EQ(dp->xdp_frags(), has_frags && !single);
+    auto info = read_info(dp->map_fd(MapId::Info));
+    ASSERT_TRUE(info.ok());
+    EXPECT_EQ(info->xdp_frags, dp->xdp_frags() ? 1 : 0);
+    if (!dp->xdp_frags()) continue;
+    auto jumbo = frame("udp 192.0.2.7:5000 -> 10.0.0.2:53 len 8958");
+    ASSERT_EQ(jumbo.size(), 9000u);
+    EXPECT_EQ(run(*dp, jumbo), XDP_PASS);
+    auto counts = dp->rule_counters();
+    ASSERT_TRUE(counts.ok());
+    EXPECT_EQ((*counts)[1].pass_packets, 1u);
+    EXPECT_EQ((*counts)[1].pass_bytes, 9000u);
+  }
 }
 
 TEST(DatapathLoad, FillsEveryMapFromTheCompiledPolicy) {

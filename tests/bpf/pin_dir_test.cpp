@@ -6,7 +6,7 @@
 #include <set>
 #include <string>
 
-#include "kernel/pins.hpp"
+#include "kernel/pin_dir.hpp"
 
 namespace xdpguard::kernel {
 namespace {

@@ -45,6 +45,7 @@ E2E_EXTRA_NS=()
 E2E_EXTRA_IFS=()
 E2E_ATTACHED=0
 E2E_PIN_DIR=""
+E2E_EXTRA_PIN_DIRS=()  # pins of further interfaces a test attaches
 E2E_MADE_PIN_ROOT=0
 E2E_PHASE="setup"
 

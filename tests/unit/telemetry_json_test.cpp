@@ -152,7 +152,7 @@ TEST(TelemetryJson, StatsDocumentAsDocumented) {
       R"("mode":"native","egress_attached":false,"policy":{"name":"eth0","profile":"eth0",)"
       R"("hash":"0000000000000abc","mode":"enforce"},"settings":{"egress":"enforce",)"
       R"("timeouts":{"tcp_established":7200,"tcp_closing":0,"udp":0,"fragments":0},)"
-      R"("clock":"precise"},"rules":[{"index":2,"id":"eth0","row":"eth0","pass_packets":10,)"
+      R"("clock":"precise","xdp_multi_buffer":false},"rules":[{"index":2,"id":"eth0","row":"eth0","pass_packets":10,)"
       R"("pass_bytes":1000,"drop_packets":2,"drop_bytes":120}],"drop_reasons":[{"reason":)"
       R"("no_rule","packets":5,"bytes":300}],"egress_rules":[{"index":2,"id":"eth0",)"
       R"("row":"eth0","pass_packets":10,"pass_bytes":1000,"drop_packets":2,"drop_bytes":120}],)"

@@ -16,7 +16,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 src=$(cd "$here/../.." && pwd)
 build=$(cd "${1:-$src/build}" && pwd)
 kernels=${XDPGUARD_VM_KERNELS:-bullseye bookworm trixie}
-e2e=${XDPGUARD_VM_E2E:-test_kernel_paths}
+e2e=${XDPGUARD_VM_E2E:-test_kernel_paths test_jumbo}
 results=$build/vm-matrix
 rm -rf "$results"
 mkdir -p "$results"

@@ -1,64 +1,21 @@
-// Attaching the datapath to an interface so that it outlives the command:
-// the XDP program and the TC egress program are attached through netlink (no
-// bpf_link, no tcx) and both programs and every map are pinned under one
-// directory per interface, which is all that `detach`, `stats` and `flows`
-// need later.
+// Reading an attached datapath from its pins alone (no policy, no loaded
+// skeleton): the counters for `stats`, the flow table for `flows`, what
+// learning recorded for `learn`.
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "classify/decision.hpp"
-#include "kernel/datapath.hpp"
+#include "kernel/attach.hpp"
+#include "kernel/maps_io.hpp"
+#include "kernel/pin_dir.hpp"
 #include "kernel/result.hpp"
 #include "xdpguard/maps.h"
 
 namespace xdpguard::kernel {
-
-inline constexpr const char* kDefaultPinRoot = "/sys/fs/bpf/xdpguard";
-
-enum class XdpMode { Native, Generic };
-const char* to_string(XdpMode);
-std::optional<XdpMode> xdp_mode_from_string(std::string_view);
-
-// <pin_root>/<iface> in the initial network namespace; in any other,
-// <pin_root>/<iface>@netns<inode of the namespace>, so two namespaces with an
-// interface of the same name never share pins (bpffs is not per-namespace).
-// When this process cannot tell whether it runs in the initial namespace (see
-// choose_pin_dir), it uses the namespaced name unless pins under the other
-// name belong to this namespace's interface.
-Result<std::string> pin_dir(const std::string& iface,
-                            const std::string& pin_root = kDefaultPinRoot);
-
-enum class NetnsCertainty { Initial, Other, Unknown };
-
-// The decision inside pin_dir, apart from the system calls: `base` is
-// <pin_root>/<iface>; `attached_here(dir)` says whether the XDP program
-// pinned in dir is attached to the interface in this namespace.
-std::string choose_pin_dir(const std::string& base, uint64_t self_inode, NetnsCertainty where,
-                           const std::function<bool(const std::string&)>& exists,
-                           const std::function<bool(const std::string&)>& attached_here);
-
-// The egress program is a direct-action filter of the clsact qdisc's egress
-// hook at this handle and priority (priority 1: it runs before other filters).
-inline constexpr uint32_t kTcHandle = 0x5844;  // "XD"
-inline constexpr uint32_t kTcPriority = 1;
-
-// Pins both programs and every map, attaches XDP in `mode` and the egress
-// filter (creating the clsact qdisc if needed), without replacing any program
-// already on the interface. All or nothing: on failure, whatever this call
-// pinned or attached is undone (a clsact qdisc it created included).
-Status attach(const Datapath& datapath, const std::string& iface, XdpMode mode,
-              const std::string& pin_root = kDefaultPinRoot);
-
-// Removes our egress filter and XDP program (each only if it is ours) and the
-// pins. The clsact qdisc is left in place: other filters may share it. Pins
-// left without an attached program are removed too.
-Status detach(const std::string& iface, const std::string& pin_root = kDefaultPinRoot);
 
 struct RuleStats {
   uint32_t index = 0;
@@ -83,6 +40,7 @@ struct DatapathSettings {
   uint64_t udp_timeout_ns = 0;
   uint64_t frag_timeout_ns = 0;
   uint8_t clock = XDPG_CLOCK_PRECISE;  // enum xdpg_clock of the times in flows and frags
+  bool xdp_frags = false;              // the XDP program is multi-buffer aware
 };
 const char* egress_mode_name(uint8_t mode);  // "off", "track", "enforce"
 
