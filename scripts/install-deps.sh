@@ -28,6 +28,9 @@ packages=(
   # debootstrap builds the bullseye root of tests/e2e/test_bullseye.sh (and
   # deploy/test-fresh-debian.sh's bookworm one)
   dpkg-dev systemd groff-base rpm rpmlint debootstrap
+  # the fleet (tests/fleet, deploy/ansible): hosts booted with systemd-nspawn,
+  # reached over SSH by ansible-playbook; ansible-lint checks the role
+  systemd-container openssh-client ansible ansible-lint
   # the kernel matrix (tests/vm/): Debian's kernels booted under qemu (TCG),
   # a busybox initramfs, kmod for modprobe inside, xz for trixie's modules
   qemu-system-x86 busybox-static kmod cpio xz-utils
