@@ -415,8 +415,6 @@ done
 T_BACK=$SECONDS
 on 2 true || fail "fleet2 did not roll back: unreachable $((CONFIRM + 15)) s after the rollout"
 [[ $(policy_mode 2) == audit ]] || fail "fleet2 is back but not in audit mode"
-on 2 sh -c 'cat /run/xdpguard/*/watcher.log' | grep -q 'rolled .* back' ||
-  fail "fleet2's watcher did not log a roll-back: $(on 2 sh -c 'cat /run/xdpguard/*/watcher.log')"
 [[ $(on 2 systemctl is-active "xdpguard@$(host_if 2)") == active ]] || fail "fleet2's unit is not active"
 for i in 1 3; do
   reach "$CLIENT_A" "$i" 443 || fail "client A cannot reach fleet$i after the rollout"
