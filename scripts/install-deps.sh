@@ -32,6 +32,9 @@ packages=(
   # output (tests/e2e/test_telemetry.sh), `promtool check/test rules` on
   # deploy/prometheus
   prometheus
+  # the fleet (tests/fleet, deploy/ansible): hosts booted with systemd-nspawn,
+  # reached over SSH by ansible-playbook; ansible-lint checks the role
+  systemd-container openssh-client ansible ansible-lint
   # the kernel matrix (tests/vm/): Debian's kernels booted under qemu (TCG),
   # a busybox initramfs, kmod for modprobe inside, xz for trixie's modules
   qemu-system-x86 busybox-static kmod cpio xz-utils
